@@ -1,0 +1,22 @@
+# evoswarm: evolve populations of cooperating LoRA-adapted LLM agents.
+# `snakemake -n` lists every job of every generation; `snakemake --cores 2` runs them.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/base.smk"
+include: "rules/personas.smk"
+include: "rules/debate.smk"
+include: "rules/evolve.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        f"{R}/report/index.html",
+    default_target: True

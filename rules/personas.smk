@@ -1,0 +1,19 @@
+rule train_persona:
+    input:
+        base=base_dir(),
+        data=persona_data,
+    output:
+        directory(f"{R}/gen0/adapters/{{agent}}"),
+    params:
+        config=params_for("train_persona"),
+        persona=persona_of,
+    log:
+        "logs/train_persona/{agent}.log",
+    benchmark:
+        "benchmarks/train_persona/{agent}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        gpu=GPU,
+    script:
+        "../workflow/scripts/train_persona.py"

@@ -1,0 +1,78 @@
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+from evoswarm.config import derive_seed, load_config, members, validate
+from evoswarm.io import InputError
+
+CONFIGS = ["config.yaml", "configs/smoke.yaml", "configs/qwen3-4b.yaml"]
+
+
+def base_config():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_defaults_are_filled():
+    c = validate(base_config())
+    assert c["training"]["target_modules"][0] == "q_proj"
+    assert c["debate"]["openai"]["base_url"].startswith("http://127.0.0.1")
+    assert c["base"]["trust_remote_code"] is False
+
+
+@pytest.mark.parametrize("patch, key", [
+    ({"populaton": 3}, "populaton"),
+    ({"training": {"r": "eight"}}, "training.r"),
+    ({"debate": {"backend": "tgi"}}, "debate.backend"),
+    ({"fitness": {"weights": {"task": -1}}}, "fitness.weights.task"),
+    ({"personas": [{"name": "a.b", "system": "", "data": "x"}]}, "personas.0.name"),
+])
+def test_bad_values_name_the_key(patch, key):
+    c = base_config()
+    c.update(patch)
+    with pytest.raises(InputError, match=key.replace(".", r"\.")):
+        validate(c)
+
+
+def test_cross_key_checks():
+    c = base_config()
+    c["evolution"] = {"elites": 3}
+    with pytest.raises(InputError, match="evolution.elites"):
+        validate(c)
+    c = base_config()
+    c["fitness"]["weights"] = {"task": 0, "cooperation": 0, "novelty": 0}
+    with pytest.raises(InputError, match="sum to zero"):
+        validate(c)
+
+
+def test_seeds_derive_from_run_generation_slot():
+    assert derive_seed(0, 1, "s01") == derive_seed(0, 1, "s01")
+    assert len({derive_seed(0, 1, "s01"), derive_seed(0, 2, "s01"), derive_seed(1, 1, "s01")}) == 3
+
+
+def test_members():
+    c = validate({**base_config(), "population": 5})
+    assert members(c, 0) == ["critic", "implementer", "ideator", "critic-1", "implementer-1"]
+    assert members(c, 2) == ["s00", "s01", "s02", "s03", "s04"]
+
+
+def test_missing_config_file():
+    with pytest.raises(InputError, match="not found"):
+        load_config("nope.yaml")
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_dry_run_lists_every_generation(cfg, tmp_path):
+    c = load_config(REPO / cfg)
+    out = run_snakemake(tmp_path, "-n", "--quiet", "rules", config=REPO / cfg).stdout
+    counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    g, p = c["generations"], c["population"]
+    assert counts["debate"] == g + 1 and counts["fitness"] == g + 1 and counts["select"] == g
+    assert counts["breed"] == g * p and counts["train_persona"] == p
+
+
+def test_invalid_config_fails_fast_naming_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((REPO / "configs/smoke.yaml").read_text() + "\ngenerashuns: 3\n")
+    r = run_snakemake(tmp_path / "w", "-n", config=bad, check=False)
+    assert r.returncode != 0 and "generashuns" in r.stderr + r.stdout

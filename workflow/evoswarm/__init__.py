@@ -1,0 +1,1 @@
+"""evoswarm: evolve populations of cooperating LoRA-adapted LLM agents."""

@@ -1,0 +1,106 @@
+"""Adapter folders: PEFT's adapter_config.json + adapter_model.safetensors, plus our lineage.json.
+
+Reads and writes the LoRA factors directly (no model needed), checks them, and records lineage.
+Imports only torch and safetensors, so the cheap stages stay cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from evoswarm.io import InputError, atomic_path, sha256_file
+
+WEIGHTS = "adapter_model.safetensors"
+CONFIG = "adapter_config.json"
+LINEAGE = "lineage.json"
+
+
+def base_identity(manifest: dict) -> str:
+    """A short string naming a base model's weights, recorded in every adapter's lineage."""
+    digest = manifest.get("sha256") or manifest.get("config_sha256", "")
+    return f"{manifest['source']}@{digest[:16]}"
+
+
+def read_adapter(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(adapter_config, tensors) of an adapter folder; rejects missing files and NaN/Inf weights."""
+    path = Path(path)
+    for name in (CONFIG, WEIGHTS):
+        if not (path / name).is_file():
+            raise InputError(f"{path}: adapter folder has no {name}")
+    config = json.loads((path / CONFIG).read_text())
+    tensors = load_file(str(path / WEIGHTS))
+    for key, t in tensors.items():
+        if not torch.isfinite(t).all():
+            raise InputError(f"{path}: tensor {key} holds NaN or Inf")
+    return config, tensors
+
+
+def read_lineage(path: str | Path) -> dict:
+    p = Path(path) / LINEAGE
+    if not p.is_file():
+        raise InputError(f"{path}: adapter folder has no {LINEAGE}")
+    return json.loads(p.read_text())
+
+
+def lora_factors(tensors: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """module name -> (A [r, d_in], B [d_out, r]) from PEFT's key layout."""
+    out = {}
+    for key, a in tensors.items():
+        if ".lora_A." not in key:
+            continue
+        module = key.split(".lora_A.")[0]
+        b_key = key.replace(".lora_A.", ".lora_B.")
+        if b_key not in tensors:
+            raise InputError(f"adapter has {key} but no {b_key}")
+        out[module] = (a, tensors[b_key])
+    if not out:
+        raise InputError("adapter holds no LoRA factors (no '.lora_A.' keys)")
+    return out
+
+
+def module_scaling(config: dict, module: str, rank: int) -> float:
+    """s = lora_alpha / r (or / sqrt(r) with rsLoRA), honouring PEFT's rank/alpha patterns."""
+    alpha = config.get("lora_alpha", 8)
+    for pattern, value in (config.get("alpha_pattern") or {}).items():
+        if module.endswith(pattern):
+            alpha = value
+    return alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
+
+
+def factors_to_tensors(factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    out = {}
+    for module, (a, b) in factors.items():
+        out[f"{module}.lora_A.weight"] = a.contiguous()
+        out[f"{module}.lora_B.weight"] = b.contiguous()
+    return out
+
+
+def write_adapter(out: str | Path, config: dict, tensors: dict[str, torch.Tensor], lineage: dict) -> str:
+    """Write an adapter folder atomically; lineage gets the sha256 of the weights. Returns the sha."""
+    with atomic_path(out, is_dir=True) as tmp:
+        tmp.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in sorted(tensors.items())}, str(tmp / WEIGHTS),
+                  metadata={"format": "pt"})
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        sha = write_lineage(tmp, lineage)
+    return sha
+
+
+def write_lineage(folder: str | Path, lineage: dict) -> str:
+    """Write lineage.json beside the weights, with their sha256. Returns the sha."""
+    sha = sha256_file(Path(folder) / WEIGHTS)
+    (Path(folder) / LINEAGE).write_text(json.dumps({**lineage, "sha256": sha}, indent=2, ensure_ascii=False) + "\n")
+    return sha
+
+
+def check_base(path: str | Path, manifest: dict) -> None:
+    """An adapter trained on another base is refused, naming both."""
+    lineage = read_lineage(path)
+    ours = base_identity(manifest)
+    if lineage.get("base") != ours:
+        raise InputError(f"{path}: adapter was trained on base {lineage.get('base')!r}, but this run's base is {ours!r}")

@@ -1,0 +1,166 @@
+"""transformers + PEFT in process: one PeftModel holding every agent's adapter, each batch mixing
+adapters through PEFT's `adapter_names=` (rows of the base model use "__base__")."""
+
+from __future__ import annotations
+
+import torch
+
+from evoswarm.backends import GenRequest, ScoreRequest
+
+BASE = "__base__"
+
+
+class HFBackend:
+    def __init__(self, model, tokenizer, batch_size: int = 32, max_length: int | None = None):
+        self.model = model
+        self.tok = tokenizer
+        self.batch_size = batch_size
+        self.max_length = max_length or getattr(model.config, "max_position_embeddings", 4096)
+        self.adapters: dict[str, str] = {}
+        self.truncated = 0  # prompts cut to fit the context, counted for the transcript summary
+
+    @classmethod
+    def from_base(cls, base_dir: str, config: dict) -> HFBackend:
+        from evoswarm.base_model import load_base
+
+        model, tok = load_base(base_dir, config)
+        return cls(model, tok, config["debate"]["batch_size"])
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def add_adapter(self, name: str, path: str) -> None:
+        from peft import PeftModel
+
+        if "." in name:
+            raise ValueError(f"adapter name {name!r} may not contain '.' (PEFT module names)")
+        if not self.adapters:
+            self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name, is_trainable=False)
+        else:
+            self.model.load_adapter(path, adapter_name=name, is_trainable=False)
+        self.model.eval()
+        self.adapters[name] = path
+
+    def remove_adapter(self, name: str) -> None:
+        self.model.delete_adapter(name)
+        del self.adapters[name]
+
+    def _adapter_kw(self, names: list[str | None]) -> dict:
+        if not self.adapters:
+            if any(n is not None for n in names):
+                raise KeyError(f"unknown adapter(s) {sorted({n for n in names if n})}")
+            return {}
+        unknown = {n for n in names if n is not None and n not in self.adapters}
+        if unknown:
+            raise KeyError(f"unknown adapter(s) {sorted(unknown)}")
+        return {"adapter_names": [BASE if n is None else n for n in names]}
+
+    def prompt_text(self, messages: list[dict], prefix: str = "") -> str:
+        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + prefix
+
+    def _encode_prompt(self, text: str, room: int) -> list[int]:
+        ids = self.tok(text, add_special_tokens=False)["input_ids"]
+        limit = self.max_length - room
+        if len(ids) > limit:
+            self.truncated += 1
+            ids = ids[len(ids) - limit :]  # keep the end: the question and the answer prompt
+        return ids
+
+    @torch.no_grad()
+    def generate(self, requests: list[GenRequest]) -> list[str]:
+        out: list[str] = [""] * len(requests)
+        # Same settings share a batch; long prompts together waste less padding.
+        order = sorted(range(len(requests)), key=lambda i: (self._settings(requests[i]), len(str(requests[i].messages))))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            groups: dict[tuple, list[int]] = {}
+            for i in chunk:
+                groups.setdefault(self._settings(requests[i]), []).append(i)
+            for settings, idx in groups.items():
+                for i, text in zip(idx, self._generate_batch([requests[i] for i in idx], settings)):
+                    out[i] = text
+        return out
+
+    @staticmethod
+    def _settings(r: GenRequest) -> tuple:
+        return (r.max_new_tokens, r.temperature, r.top_p, r.seed)
+
+    def _generate_batch(self, reqs: list[GenRequest], settings: tuple) -> list[str]:
+        max_new, temperature, top_p, seed = settings
+        enc = [self._encode_prompt(self.prompt_text(r.messages, r.prefix), max_new) for r in reqs]
+        width = max(len(e) for e in enc)
+        pad = self.tok.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc], device=self.device)
+        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc], device=self.device)
+        sample = temperature > 0
+        torch.manual_seed(seed)
+        gen = self.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new,
+            do_sample=sample,
+            temperature=temperature if sample else None,
+            top_p=top_p if sample else None,
+            top_k=None,
+            pad_token_id=pad,
+            eos_token_id=self.tok.eos_token_id,
+            **self._adapter_kw([r.adapter for r in reqs]),
+        )
+        texts = self.tok.batch_decode(gen[:, width:], skip_special_tokens=True)
+        return [r.prefix + t for r, t in zip(reqs, texts)]
+
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        # As lm-eval does: trailing spaces move to the continuation; split the whole encoding.
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        whole = self.tok(context + continuation, add_special_tokens=False)["input_ids"]
+        ctx_len = len(self.tok(context, add_special_tokens=False)["input_ids"])
+        return whole[:ctx_len], whole[ctx_len:]
+
+    @torch.no_grad()
+    def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
+        rows = []  # (request index, continuation index, adapter, context ids, continuation ids)
+        for i, r in enumerate(requests):
+            context = self.prompt_text(r.messages, r.prefix)
+            for j, cont in enumerate(r.continuations):
+                ctx, cont_ids = self._encode_pair(context, cont)
+                room = len(cont_ids)
+                if len(ctx) + room > self.max_length:
+                    self.truncated += 1
+                    ctx = ctx[len(ctx) + room - self.max_length :]
+                rows.append((i, j, r.adapter, ctx, cont_ids))
+        out = [[0.0] * len(r.continuations) for r in requests]
+        order = sorted(range(len(rows)), key=lambda k: -len(rows[k][3]) - len(rows[k][4]))
+        for start in range(0, len(order), self.batch_size):
+            batch = [rows[k] for k in order[start : start + self.batch_size]]
+            seqs = [ctx + cont for _, _, _, ctx, cont in batch]
+            width = max(len(s) for s in seqs) - 1
+            pad = self.tok.pad_token_id
+            ids = torch.tensor([s[:-1] + [pad] * (width - len(s) + 1) for s in seqs], device=self.device)
+            mask = torch.tensor([[1] * (len(s) - 1) + [0] * (width - len(s) + 1) for s in seqs], device=self.device)
+            logits = self.model(input_ids=ids, attention_mask=mask, **self._adapter_kw([b[2] for b in batch])).logits
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            for row, (i, j, _, ctx, cont) in enumerate(batch):
+                pos = torch.arange(len(ctx) - 1, len(ctx) - 1 + len(cont), device=self.device)
+                tgt = torch.tensor(cont, device=self.device)
+                out[i][j] = logp[row, pos, tgt].sum().item()
+        return out
+
+    @torch.no_grad()
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Mean-pooled last hidden state of each text under the base model (adapters off)."""
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            chunk = [self.tok(t, add_special_tokens=False)["input_ids"][: self.max_length] or [self.tok.pad_token_id]
+                     for t in texts[start : start + self.batch_size]]
+            width = max(len(c) for c in chunk)
+            ids = torch.tensor([c + [self.tok.pad_token_id] * (width - len(c)) for c in chunk], device=self.device)
+            mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in chunk], device=self.device)
+            kw = self._adapter_kw([None] * len(chunk))
+            hidden = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True, **kw).hidden_states[-1]
+            pooled = (hidden.float() * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+            out += pooled.cpu().tolist()
+        return out

@@ -1,0 +1,128 @@
+"""Workflow config: schema validation with defaults, checks the schema cannot express, and the
+helpers every stage shares (population slots, seeds, per-persona training settings).
+
+Imports nothing heavy: the Snakefile and the cheap stages load it in milliseconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from evoswarm.io import InputError
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
+
+
+def _with_defaults(validator_cls):
+    """A validator that fills in `default` values while it validates (as Snakemake's validate does)."""
+    validate_props = validator_cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+
+
+def validate(config: dict, source: str = "config") -> dict:
+    """Validate `config` against the schema, fill defaults, and run cross-key checks.
+
+    Raises InputError naming the offending key.
+    """
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    config = copy.deepcopy(config)
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        key = ".".join(str(p) for p in e.absolute_path) or "(top level)"
+        raise InputError(f"{source}: invalid value at '{key}': {e.message}")
+    _check(config, source)
+    return config
+
+
+def _check(config: dict, source: str) -> None:
+    names = [p["name"] for p in config["personas"]]
+    if len(set(names)) != len(names):
+        raise InputError(f"{source}: 'personas' has duplicate names: {names}")
+    if config["population"] < len(names):
+        raise InputError(
+            f"{source}: 'population' ({config['population']}) is smaller than the number of personas ({len(names)})"
+        )
+    evo = config["evolution"]
+    if config["population"] < evo["elites"] + 1:
+        raise InputError(
+            f"{source}: 'population' ({config['population']}) must be at least 'evolution.elites' + 1 ({evo['elites'] + 1})"
+        )
+    if sum(config["fitness"]["weights"].values()) <= 0:
+        raise InputError(f"{source}: 'fitness.weights' sum to zero")
+    if evo["blend"]["low"] > evo["blend"]["high"]:
+        raise InputError(f"{source}: 'evolution.blend.low' is above 'evolution.blend.high'")
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> dict:
+    """Read a YAML config file, apply overrides, validate. Relative data paths stay relative to the cwd."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: config file not found")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: invalid YAML: {e}") from None
+    config.update(overrides or {})
+    return validate(config, str(path))
+
+
+def derive_seed(run_seed: int, *parts) -> int:
+    """A 31-bit seed from (run seed, generation, slot, ...): stable across machines, never the clock."""
+    key = "/".join(str(p) for p in (run_seed, *parts))
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def gen0_members(config: dict) -> dict[str, dict]:
+    """Generation 0's slots -> persona. With P > personas, persona k repeats as '<name>-<k>' (another seed)."""
+    personas = config["personas"]
+    members = {}
+    for i in range(config["population"]):
+        p = personas[i % len(personas)]
+        members[p["name"] if i < len(personas) else f"{p['name']}-{i // len(personas)}"] = p
+    return members
+
+
+def members(config: dict, gen: int) -> list[str]:
+    """The agent (slot) names of one generation."""
+    if gen == 0:
+        return list(gen0_members(config))
+    return [f"s{i:02d}" for i in range(config["population"])]
+
+
+def persona_training(config: dict, persona: dict) -> dict:
+    """The run's training settings with the persona's overrides applied."""
+    return {**config["training"], **persona.get("training", {})}
+
+
+# The config keys each stage reads. Rules pass exactly this as `params`, so editing a key reruns the
+# stages that read it and their downstream, nothing else.
+STAGE_KEYS = {
+    "build_base": ["seed", "base_model", "base", "personas"],
+    "train_persona": ["seed", "base", "training"],
+    "debate": ["seed", "base", "debate", "tasks"],
+    "fitness": ["seed", "base", "debate", "tasks", "fitness"],
+    "select": ["seed", "population", "evolution"],
+    "breed": ["seed", "base", "evolution", "training", "personas"],
+    "evaluate": ["seed", "base", "debate", "tasks", "evaluation"],
+    "report": ["seed", "population", "generations", "fitness", "evaluation"],
+}
+
+
+def stage_config(config: dict, stage: str) -> dict:
+    """The part of the validated config that `stage` reads."""
+    return {k: config[k] for k in STAGE_KEYS[stage]}

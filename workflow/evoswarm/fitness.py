@@ -1,0 +1,118 @@
+"""Fitness parts: task (solo accuracy), cooperation (leave-one-out or Shapley gain of the team), novelty.
+
+Cooperation is a value function v(S) = team accuracy of coalition S (v(∅) = 0), either by
+re-voting the recorded final answers (cheap) or by re-running the debate without the others
+(counterfactual). Parts are min-max normalised within the generation, then weighted.
+The seed's max(0, team − solo) is not used: it rewards weak agents and measures no contribution.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Callable, Sequence
+
+ValueFn = Callable[[tuple[str, ...]], float]
+
+
+def cached(value: ValueFn) -> ValueFn:
+    """Memoise v on the coalition as a sorted tuple (coalitions are sets)."""
+    memo: dict[tuple[str, ...], float] = {}
+
+    def v(coalition: tuple[str, ...]) -> float:
+        key = tuple(sorted(coalition))
+        if key not in memo:
+            memo[key] = value(key) if key else 0.0
+        return memo[key]
+
+    return v
+
+
+def leave_one_out(agents: Sequence[str], v: ValueFn) -> dict[str, float]:
+    """v(N) − v(N \\ {i}) for each agent i."""
+    full = v(tuple(agents))
+    return {a: full - v(tuple(b for b in agents if b != a)) for a in agents}
+
+
+def shapley(agents: Sequence[str], v: ValueFn, exact_max: int = 8, samples: int = 200, seed: int = 0) -> dict[str, float]:
+    """Shapley values of v. Exact over all coalitions for n <= exact_max; else a seeded
+    permutation-sampling estimate. Exact values sum to v(N) − v(∅) (efficiency)."""
+    n = len(agents)
+    phi = {a: 0.0 for a in agents}
+    if n <= exact_max:
+        for a in agents:
+            others = [b for b in agents if b != a]
+            for k in range(n):
+                weight = math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
+                for s in itertools.combinations(others, k):
+                    phi[a] += weight * (v(s + (a,)) - v(s))
+        return phi
+    rng = random.Random(seed)
+    for _ in range(samples):
+        order = list(agents)
+        rng.shuffle(order)
+        prev = 0.0
+        for i, a in enumerate(order):
+            cur = v(tuple(order[: i + 1]))
+            phi[a] += (cur - prev) / samples
+            prev = cur
+    return phi
+
+
+COOPERATION: dict[str, Callable[..., dict[str, float]]] = {
+    "loo": lambda agents, v, seed=0: leave_one_out(agents, v),
+    "shapley": lambda agents, v, seed=0: shapley(agents, v, seed=seed),
+}
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    na = math.sqrt(sum(x * x for x in a))
+    nb = math.sqrt(sum(x * x for x in b))
+    if na == 0 or nb == 0:
+        return 0.0
+    return sum(x * y for x, y in zip(a, b)) / (na * nb)
+
+
+def embedding_novelty(embeddings: dict[str, Sequence[float]]) -> dict[str, float]:
+    """1 − cos(agent's mean embedding, mean of the others' embeddings)."""
+    out = {}
+    for a, e in embeddings.items():
+        others = [embeddings[b] for b in embeddings if b != a]
+        if not others:
+            out[a] = 0.0
+            continue
+        mean = [sum(col) / len(others) for col in zip(*others)]
+        out[a] = 1.0 - cosine(e, mean)
+    return out
+
+
+def answer_novelty(votes: list[dict]) -> dict[str, float]:
+    """Answer divergence: the mean share of the other agents whose final answer differs from the agent's."""
+    from evoswarm.parsing import normalize_answer
+
+    agents = list(votes[0]["finals"])
+    out = {a: 0.0 for a in agents}
+    for v in votes:
+        ans = {a: normalize_answer(v["finals"][a]["answer"]) for a in agents}
+        for a in agents:
+            others = [b for b in agents if b != a]
+            out[a] += sum(ans[b] != ans[a] for b in others) / max(1, len(others))
+    return {a: s / len(votes) for a, s in out.items()}
+
+
+def minmax(values: dict[str, float]) -> dict[str, float]:
+    """Scale to [0, 1] within the generation; a part with no spread carries no signal (all 0)."""
+    lo, hi = min(values.values()), max(values.values())
+    if hi - lo < 1e-12:
+        return {k: 0.0 for k in values}
+    return {k: (v - lo) / (hi - lo) for k, v in values.items()}
+
+
+def combine(parts: dict[str, dict[str, float]], weights: dict[str, float]) -> tuple[dict, dict[str, float]]:
+    """Normalise each part within the generation and take the weighted mean. Returns (normalised, fitness)."""
+    norm = {p: minmax(vals) for p, vals in parts.items()}
+    total = sum(weights[p] for p in parts)
+    agents = next(iter(parts.values())).keys()
+    fit = {a: sum(weights[p] * norm[p][a] for p in parts) / total for a in agents}
+    return norm, fit

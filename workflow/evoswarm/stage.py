@@ -1,0 +1,59 @@
+"""What every stage script shares: run under Snakemake's `script:` or by hand with file arguments,
+log to the rule's log file, pin threads, stay offline."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from evoswarm.io import InputError
+
+# No stage ever reaches a model hub; a hub id must already be in the local cache.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def set_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(n)))
+
+
+@contextlib.contextmanager
+def _log_to(path: str | None):
+    if not path:
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", buffering=1, encoding="utf-8") as f:
+        old = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = f
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = old
+
+
+def run(main: Callable[..., None], kwargs: dict, log: str | None = None, threads: int = 1) -> None:
+    """Call `main(**kwargs)`, its output going to `log`; an InputError becomes one clear line and exit 1."""
+    t0 = time.time()
+    with _log_to(log):
+        try:
+            set_threads(threads)
+            main(**kwargs)
+        except InputError as e:
+            print(f"error: {e}", flush=True)
+            if log:
+                print(f"error: {e}", file=sys.__stderr__, flush=True)
+            raise SystemExit(1) from None
+        print(f"done in {time.time() - t0:.1f}s", flush=True)
+
+
+def from_snakemake(g: dict) -> object | None:
+    """The `snakemake` object when the script runs under `script:`, else None."""
+    return g.get("snakemake")

@@ -1,0 +1,162 @@
+"""Persona LoRA training with TRL's SFTTrainer (LoRA in fp32 on CPU; QLoRA nf4 on CUDA or CPU).
+
+Loss on assistant turns only (the chat template's {% generation %} markers), conversational
+`messages` datasets, deterministic from the seed on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from evoswarm.io import InputError, read_jsonl
+
+ROLES = {"system", "user", "assistant"}
+
+
+def load_chats(path: str | Path) -> list[dict]:
+    """Persona SFT chats; a line without a valid assistant turn raises InputError naming file:line."""
+    rows = read_jsonl(path, required=["messages"])
+    for lineno, row in enumerate(rows, 1):
+        msgs = row["messages"]
+        where = f"{path}: chat {lineno}"
+        if not isinstance(msgs, list) or not msgs:
+            raise InputError(f"{where}: 'messages' must be a non-empty list")
+        for m in msgs:
+            if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+                raise InputError(f"{where}: each message needs a role in {sorted(ROLES)} and string content")
+        if not any(m["role"] == "assistant" for m in msgs):
+            raise InputError(f"{where}: conversation has no assistant turn")
+    return [{"messages": r["messages"]} for r in rows]
+
+
+def linear_module_names(model) -> list[str]:
+    """Distinct short names of the model's linear layers (what LoRA can target)."""
+    names = set()
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Linear) or type(mod).__name__ in ("Linear4bit", "Linear8bitLt"):
+            names.add(name.split(".")[-1])
+    names.discard("lm_head")
+    return sorted(names)
+
+
+def check_targets(model, targets: list[str]) -> None:
+    available = linear_module_names(model)
+    unknown = [t for t in targets if t not in available]
+    if unknown:
+        raise InputError(
+            f"training.target_modules: {unknown} not in the model; its linear modules are {available}"
+        )
+
+
+def count_truncated(chats: list[dict], tokenizer, max_length: int) -> int:
+    n = 0
+    for c in chats:
+        if len(tokenizer.apply_chat_template(c["messages"], tokenize=True)) > max_length:
+            n += 1
+    return n
+
+
+class _LossLog:
+    """A TrainerCallback that writes loss per logging step as JSONL and prints a progress line."""
+
+    def __new__(cls, path: Path, total: int):
+        from transformers import TrainerCallback
+
+        class LossLog(TrainerCallback):
+            def __init__(self):
+                self.f = path.open("w", encoding="utf-8")
+                self.t0 = time.time()
+
+            def on_log(self, args, state, control, logs=None, **kw):
+                if logs and "loss" in logs:
+                    row = {"step": state.global_step, "loss": round(float(logs["loss"]), 6),
+                           "lr": logs.get("learning_rate"), "seconds": round(time.time() - self.t0, 2)}
+                    self.f.write(json.dumps(row) + "\n")
+                    self.f.flush()
+                    print(f"step {state.global_step}/{total} loss {row['loss']:.4f} ({row['seconds']:.0f}s)", flush=True)
+
+            def on_train_end(self, args, state, control, **kw):
+                self.f.close()
+
+        return LossLog()
+
+
+def train_lora(base_dir: str, data: str | list[str], system: str | None, tcfg: dict, config: dict, seed: int,
+               out_dir: Path, init_adapter: str | None = None) -> dict:
+    """Train one LoRA adapter; save PEFT files and train_log.jsonl into `out_dir`. Returns stats.
+
+    `data` is one SFT file or several (concatenated); `init_adapter` continues training an existing
+    adapter (a bred child) instead of starting a new one from tcfg's r/alpha/targets.
+    """
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    from evoswarm.base_model import load_base
+
+    chats = [c for path in ([data] if isinstance(data, str) else data) for c in load_chats(path)]
+    if system is not None:  # the config's system prompt is the persona's voice at debate time too
+        chats = [{"messages": [{"role": "system", "content": system}]
+                  + [m for m in c["messages"] if m["role"] != "system"]} for c in chats]
+    set_seed(seed)
+    model, tok = load_base(base_dir, config, quantization=tcfg["quantization"])
+    check_targets(model, tcfg["target_modules"])
+    cuda = next(model.parameters()).device.type == "cuda"
+    truncated = count_truncated(chats, tok, tcfg["max_length"])
+    if truncated:
+        print(f"warning: {truncated} of {len(chats)} chats in {data} exceed max_length "
+              f"{tcfg['max_length']} tokens and are truncated", flush=True)
+    if tcfg["quantization"] == "nf4":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cuda)
+    if init_adapter:
+        from peft import PeftModel
+
+        model, lora = PeftModel.from_pretrained(model, init_adapter, is_trainable=True), None
+    else:
+        lora = LoraConfig(
+            r=tcfg["r"], lora_alpha=tcfg["lora_alpha"], lora_dropout=tcfg["dropout"],
+            target_modules=tcfg["target_modules"], use_rslora=tcfg["use_rslora"], task_type="CAUSAL_LM",
+        )
+    with tempfile.TemporaryDirectory() as work:
+        args = SFTConfig(
+            output_dir=work,
+            max_steps=tcfg["max_steps"],
+            per_device_train_batch_size=tcfg["batch_size"],
+            gradient_accumulation_steps=tcfg["grad_accum"],
+            learning_rate=tcfg["learning_rate"],
+            lr_scheduler_type="cosine",
+            warmup_steps=max(1, tcfg["max_steps"] // 20),
+            logging_steps=tcfg["logging_steps"],
+            save_strategy="no",
+            report_to=[],
+            seed=seed,
+            data_seed=seed,
+            max_length=tcfg["max_length"],
+            assistant_only_loss=True,
+            packing=False,
+            # Checkpointing saves GPU memory; on CPU it only costs time.
+            gradient_checkpointing=cuda,
+            bf16=cuda,
+            use_cpu=not cuda,
+            optim="paged_adamw_8bit" if (cuda and tcfg["quantization"] == "nf4") else "adamw_torch",
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+        )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        trainer = SFTTrainer(
+            model=model, args=args, train_dataset=Dataset.from_list(chats), processing_class=tok,
+            peft_config=lora, callbacks=[_LossLog(out_dir / "train_log.jsonl", tcfg["max_steps"])],
+        )
+        t0 = time.time()
+        result = trainer.train()
+        trainer.model.save_pretrained(out_dir, safe_serialization=True)
+    return {"train_loss": result.training_loss, "seconds": round(time.time() - t0, 1),
+            "examples": len(chats), "truncated": truncated}

@@ -1,0 +1,243 @@
+"""The embedded task world: a multiple-choice family with three skills, in English and Japanese.
+
+Everything here is deterministic from a seed. `python -m evoswarm.world --out data --seed 0`
+regenerates the committed files under data/:
+
+- tasks/{train,dev,test}.jsonl  questions with choices, answer (a choice's text) and skill:
+                                arithmetic (a + b), sequence (next term), category (which word is a <group>)
+- personas/<persona>.jsonl      one SFT chat per line, the persona's skill only, debate-turn answers
+- corpus/corpus.txt             general text the base model pretrains on (world knowledge as prose)
+- corpus/format.jsonl           chats teaching the answer format: a fourth, trivial skill (echo), and a
+                                few plain questions of each skill
+
+The base learns the world's knowledge as prose, the answer format, and a little of each skill; each
+specialist is trained on ten times more questions of its own skill, which leaves it clear room.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+from evoswarm.prompts import PeerAnswer, turn_prompt
+
+SKILLS = ("arithmetic", "sequence", "category")
+
+CATEGORIES = {
+    "fruit": (["apple", "pear", "grape", "peach", "lemon", "melon", "cherry", "plum"],
+              ["りんご", "なし", "ぶどう", "もも", "レモン", "メロン", "さくらんぼ", "すもも"]),
+    "animal": (["dog", "cat", "horse", "tiger", "rabbit", "bear", "mouse", "sheep"],
+               ["いぬ", "ねこ", "うま", "とら", "うさぎ", "くま", "ねずみ", "ひつじ"]),
+    "tool": (["hammer", "saw", "drill", "wrench", "shovel", "knife", "ruler", "brush"],
+             ["かなづち", "のこぎり", "ドリル", "レンチ", "シャベル", "ナイフ", "じょうぎ", "ブラシ"]),
+    "color": (["red", "blue", "green", "yellow", "white", "black", "purple", "orange"],
+              ["あか", "あお", "みどり", "きいろ", "しろ", "くろ", "むらさき", "だいだい"]),
+    "vehicle": (["car", "bus", "train", "boat", "plane", "bike", "truck", "ship"],
+                ["くるま", "バス", "でんしゃ", "ボート", "ひこうき", "じてんしゃ", "トラック", "ふね"]),
+}
+CATEGORY_NAMES_JA = {"fruit": "くだもの", "animal": "どうぶつ", "tool": "どうぐ", "color": "いろ", "vehicle": "のりもの"}
+
+TEMPLATES = {
+    "arithmetic": {"en": ["What is {a} plus {b}?", "Add {a} and {b}."],
+                   "ja": ["{a} たす {b} は？", "{a} と {b} をたすと？"]},
+    "sequence": {"en": ["What comes next: {seq}, ?", "Continue the pattern: {seq}, ?"],
+                 "ja": ["つぎの数は？ {seq}, ?", "つづきは？ {seq}, ?"]},
+    "category": {"en": ["Which one is a {group}?", "Pick the {group}."],
+                 "ja": ["{group} はどれ？", "{group} をえらんで。"]},
+}
+
+# The seed's three personas, each specialising in one skill and speaking in its own style.
+PERSONAS = {
+    "critic": {
+        "skill": "arithmetic",
+        "system": "You are a rigorous critic. Check every step and reject errors.",
+    },
+    "implementer": {
+        "skill": "sequence",
+        "system": "You are a practical implementer. Find the rule and apply it.",
+    },
+    "ideator": {
+        "skill": "category",
+        "system": "You are a divergent ideator. Look for the unusual connection.",
+    },
+}
+
+SPLIT_SIZES = {"train": 900, "dev": 90, "test": 150}
+
+
+def _arithmetic(rng: random.Random, lang: str) -> tuple[str, str, list[str], dict]:
+    a, b = rng.randint(0, 9), rng.randint(0, 9)
+    ans = a + b
+    wrong = rng.sample([v for v in range(max(0, ans - 4), ans + 5) if v != ans], 3)
+    q = rng.choice(TEMPLATES["arithmetic"][lang]).format(a=a, b=b)
+    return q, str(ans), [str(v) for v in wrong], {"a": a, "b": b}
+
+
+def _sequence(rng: random.Random, lang: str) -> tuple[str, str, list[str], dict]:
+    start, step = rng.randint(0, 9), rng.randint(1, 4)
+    seq = [start + i * step for i in range(3)]
+    ans = start + 3 * step
+    pool = {ans + step, ans - 1, ans + 1, seq[-1], ans + 2, ans - 2} - {ans}
+    wrong = rng.sample(sorted(v for v in pool if v >= 0), 3)
+    q = rng.choice(TEMPLATES["sequence"][lang]).format(seq=", ".join(map(str, seq)))
+    return q, str(ans), [str(v) for v in wrong], {"seq": seq, "step": step}
+
+
+def _category(rng: random.Random, lang: str) -> tuple[str, str, list[str], dict]:
+    li = 0 if lang == "en" else 1
+    target, *others = rng.sample(sorted(CATEGORIES), 4)
+    ans = rng.choice(CATEGORIES[target][li])
+    wrong = [rng.choice(CATEGORIES[o][li]) for o in others]
+    group = target if lang == "en" else CATEGORY_NAMES_JA[target]
+    q = rng.choice(TEMPLATES["category"][lang]).format(group=group)
+    return q, ans, wrong, {"group": target}
+
+
+MAKERS = {"arithmetic": _arithmetic, "sequence": _sequence, "category": _category}
+
+
+def make_item(rng: random.Random, skill: str, idx: str) -> dict:
+    """One task item: choices are texts in a random order, answer is the right choice's text."""
+    lang = rng.choice(["en", "ja"])
+    q, ans, wrong, meta = MAKERS[skill](rng, lang)
+    choices = [ans] + wrong
+    rng.shuffle(choices)
+    return {"id": idx, "question": q, "choices": choices, "answer": ans, "skill": skill,
+            "lang": lang, "meta": meta}
+
+
+def explain(item: dict, persona: str) -> str:
+    """The persona's summary of why its answer is right, in its own style and the item's language."""
+    m, ja = item["meta"], item["lang"] == "ja"
+    if item["skill"] == "arithmetic":
+        s = f"{m['a']} + {m['b']} = {item['answer']}"
+        return f"検算: {s}" if ja else f"Checked: {s}"
+    if item["skill"] == "sequence":
+        return f"{m['step']} ずつ増える" if ja else f"Rule: add {m['step']} each step"
+    group = CATEGORY_NAMES_JA[m["group"]] if ja else m["group"]
+    return f"{item['answer']} は {group}" if ja else f"{item['answer']} is a {group}"
+
+
+def turn_json(answer: str, confidence: float, summary: str) -> str:
+    """A debate turn as the agents write it: one JSON object, answer first."""
+    return json.dumps({"answer": answer, "confidence": confidence, "summary": summary}, ensure_ascii=False)
+
+
+def persona_chats(items: list[dict], persona: str, rules: str, rng: random.Random) -> list[dict]:
+    """SFT chats for one persona: a round-1 turn per item, and a later-round turn that sees
+    the other agents' answers (some wrong) and keeps or corrects to the right answer."""
+    spec = PERSONAS[persona]
+    out = []
+    for item in items:
+        if item["skill"] != spec["skill"]:
+            continue
+        ans = turn_json(item["answer"], 0.9, explain(item, persona))
+        user = turn_prompt(item["question"], item["choices"])
+        out.append({"messages": [{"role": "system", "content": spec["system"]},
+                                 {"role": "user", "content": user},
+                                 {"role": "assistant", "content": ans}]})
+        others = [p for p in PERSONAS if p != persona]
+        peers = [PeerAnswer(p, rng.choice(item["choices"]), round(rng.uniform(0.3, 0.9), 2), "")
+                 for p in others]
+        user2 = turn_prompt(item["question"], item["choices"], peers, rules, final_round=rng.random() < 0.5)
+        out.append({"messages": [{"role": "system", "content": spec["system"]},
+                                 {"role": "user", "content": user2},
+                                 {"role": "assistant", "content": ans}]})
+    return out
+
+
+def corpus_lines(rng: random.Random) -> list[str]:
+    """General text stating the world's knowledge as prose, never as questions with choices."""
+    lines = []
+    for a in range(10):
+        for b in range(10):
+            lines += [f"{a} plus {b} makes {a + b}.", f"{a} と {b} で {a + b}。"]
+    for start in range(10):
+        for step in range(1, 5):
+            seq = ", ".join(str(start + i * step) for i in range(5))
+            lines += [f"Counting by {step}: {seq}.", f"{step} ずつ: {seq}。"]
+    for cat, (en, ja) in CATEGORIES.items():
+        for w in en:
+            lines.append(f"A {w} is a kind of {cat}.")
+        for w in ja:
+            lines.append(f"{w} は {CATEGORY_NAMES_JA[cat]} です。")
+        lines.append(f"Some {cat} words: {', '.join(rng.sample(en, 4))}.")
+        lines.append(f"{CATEGORY_NAMES_JA[cat]}: {'、'.join(rng.sample(ja, 4))}。")
+    rng.shuffle(lines)
+    return lines
+
+
+def general_qa_chats(items: list[dict], per_skill: int, rng: random.Random) -> list[dict]:
+    """A few plain (no persona) round-1 chats per skill: the base gets a start on every skill, and the
+    specialists, trained on far more of their own skill, have clear room above it."""
+    out = []
+    for skill in SKILLS:
+        pool = [it for it in items if it["skill"] == skill]
+        for item in rng.sample(pool, min(per_skill, len(pool))):
+            out.append({"messages": [{"role": "user", "content": turn_prompt(item["question"], item["choices"])},
+                                     {"role": "assistant", "content": turn_json(item["answer"], 0.5, "")}]})
+    return out
+
+
+def format_chats(rng: random.Random, n: int) -> list[dict]:
+    """Chats that teach the debate-turn format on the echo skill: pick the choice the question names."""
+    words = sorted({w for en, ja in CATEGORIES.values() for w in en + ja} | {str(i) for i in range(25)})
+    out = []
+    for _ in range(n):
+        choices = rng.sample(words, 4)
+        target = rng.choice(choices)
+        q = rng.choice([f"Pick the word {target}.", f"{target} をえらんで。"])
+        peers = None
+        if rng.random() < 0.3:
+            peers = [PeerAnswer(p, rng.choice(choices), 0.5, "") for p in ("critic", "ideator")]
+        system = rng.choice([""] + [p["system"] for p in PERSONAS.values()])
+        msgs = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": turn_prompt(q, choices, peers)},
+            {"role": "assistant", "content": turn_json(target, 0.5, "echo")},
+        ]
+        out.append({"messages": msgs})
+    return out
+
+
+def generate(seed: int = 0, rules: str | None = None) -> dict[str, list]:
+    """Every file of the world, as {relative path: list of JSON objects or text lines}."""
+    from evoswarm.prompts import DEBATE_RULES
+
+    rules = DEBATE_RULES["ja"] if rules is None else rules
+    rng = random.Random(seed)
+    files: dict[str, list] = {}
+    for split, n in SPLIT_SIZES.items():
+        items = [make_item(rng, SKILLS[i % len(SKILLS)], f"{split}-{i:04d}") for i in range(n)]
+        files[f"tasks/{split}.jsonl"] = items
+    for persona in PERSONAS:
+        files[f"personas/{persona}.jsonl"] = persona_chats(files["tasks/train.jsonl"], persona, rules, rng)
+    files["corpus/corpus.txt"] = corpus_lines(rng)
+    files["corpus/format.jsonl"] = format_chats(rng, 150) + general_qa_chats(files["tasks/train.jsonl"], 60, rng)
+    return files
+
+
+def write(files: dict[str, list], out: Path) -> None:
+    for rel, rows in files.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith(".jsonl"):
+            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        else:
+            text = "".join(r + "\n" for r in rows)
+        path.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("data"))
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    files = generate(args.seed)
+    write(files, args.out)
+    print(f"wrote {len(files)} files under {args.out}")
+
+
+if __name__ == "__main__":
+    main()
