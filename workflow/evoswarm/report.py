@@ -25,10 +25,10 @@ TARGET_NOTES = {
 def describe(target: str) -> str:
     if target in TARGET_NOTES:
         return TARGET_NOTES[target]
-    if target.startswith("gen0-"):
-        return f"persona {target[5:]} alone (lm-eval)"
     if target.endswith("-best"):
         return f"generation {target[3:-5]}'s fittest agent alone (lm-eval)"
+    if target.startswith("gen0-"):
+        return f"persona {target[5:]} alone (lm-eval)"
     if target.startswith("team-gen"):
         return f"generation {target[8:]}'s team, full debate"
     return target

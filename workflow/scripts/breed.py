@@ -24,7 +24,7 @@ def main(config: dict, selection: str, parents_dir: str, slot: str, out: str, ba
         src = Path(parents_dir) / plan["elites"][slot]
         lineage = read_lineage(src)
         with atomic_path(out, is_dir=True) as tmp:
-            shutil.copytree(src, tmp)
+            shutil.copytree(src, tmp, dirs_exist_ok=True)
             lineage.update(generation=gen, slot=slot, parents=[src.name], operator="elite", params={},
                            parent_generation=plan["generation"])
             (tmp / LINEAGE).write_text(json.dumps(lineage, indent=2, ensure_ascii=False) + "\n")

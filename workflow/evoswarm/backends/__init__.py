@@ -53,5 +53,5 @@ def make_backend(name: str, base_dir: str, config: dict) -> Backend:
     if name == "openai":
         from evoswarm.backends.openai import OpenAIBackend
 
-        return OpenAIBackend.from_config(config["debate"]["openai"])
+        return OpenAIBackend.from_config(base_dir, config)
     raise ValueError(f"debate.backend: unknown backend {name!r} (hf, vllm, openai)")

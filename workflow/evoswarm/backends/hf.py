@@ -67,28 +67,29 @@ class HFBackend:
             ids = ids[len(ids) - limit :]  # keep the end: the question and the answer prompt
         return ids
 
-    @torch.no_grad()
     def generate(self, requests: list[GenRequest]) -> list[str]:
-        out: list[str] = [""] * len(requests)
+        texts = self.generate_raw([(r.adapter, self.prompt_text(r.messages, r.prefix)) for r in requests],
+                                  [(r.max_new_tokens, r.temperature, r.top_p, r.seed) for r in requests])
+        return [r.prefix + t for r, t in zip(requests, texts)]
+
+    @torch.no_grad()
+    def generate_raw(self, prompts: list[tuple[str | None, str]], settings: list[tuple]) -> list[str]:
+        """Continue raw prompt texts, each (adapter, text) with (max_new_tokens, temperature, top_p, seed)."""
+        out: list[str] = [""] * len(prompts)
         # Same settings share a batch; long prompts together waste less padding.
-        order = sorted(range(len(requests)), key=lambda i: (self._settings(requests[i]), len(str(requests[i].messages))))
+        order = sorted(range(len(prompts)), key=lambda i: (settings[i], len(prompts[i][1])))
         for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
             groups: dict[tuple, list[int]] = {}
-            for i in chunk:
-                groups.setdefault(self._settings(requests[i]), []).append(i)
-            for settings, idx in groups.items():
-                for i, text in zip(idx, self._generate_batch([requests[i] for i in idx], settings)):
+            for i in order[start : start + self.batch_size]:
+                groups.setdefault(settings[i], []).append(i)
+            for setting, idx in groups.items():
+                for i, text in zip(idx, self._generate_batch([prompts[i] for i in idx], setting)):
                     out[i] = text
         return out
 
-    @staticmethod
-    def _settings(r: GenRequest) -> tuple:
-        return (r.max_new_tokens, r.temperature, r.top_p, r.seed)
-
-    def _generate_batch(self, reqs: list[GenRequest], settings: tuple) -> list[str]:
+    def _generate_batch(self, prompts: list[tuple[str | None, str]], settings: tuple) -> list[str]:
         max_new, temperature, top_p, seed = settings
-        enc = [self._encode_prompt(self.prompt_text(r.messages, r.prefix), max_new) for r in reqs]
+        enc = [self._encode_prompt(text, max_new) for _, text in prompts]
         width = max(len(e) for e in enc)
         pad = self.tok.pad_token_id
         ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc], device=self.device)
@@ -105,10 +106,9 @@ class HFBackend:
             top_k=None,
             pad_token_id=pad,
             eos_token_id=self.tok.eos_token_id,
-            **self._adapter_kw([r.adapter for r in reqs]),
+            **self._adapter_kw([a for a, _ in prompts]),
         )
-        texts = self.tok.batch_decode(gen[:, width:], skip_special_tokens=True)
-        return [r.prefix + t for r, t in zip(reqs, texts)]
+        return self.tok.batch_decode(gen[:, width:], skip_special_tokens=True)
 
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         # As lm-eval does: trailing spaces move to the continuation; split the whole encoding.
@@ -147,6 +147,22 @@ class HFBackend:
                 pos = torch.arange(len(ctx) - 1, len(ctx) - 1 + len(cont), device=self.device)
                 tgt = torch.tensor(cont, device=self.device)
                 out[i][j] = logp[row, pos, tgt].sum().item()
+        return out
+
+    @torch.no_grad()
+    def token_logprobs(self, adapter: str | None, texts: list[str]) -> list[dict]:
+        """Per-token log-probabilities of raw texts (the first token has None), with character offsets:
+        what an OpenAI-style /v1/completions answers to echo=True, max_tokens=0, logprobs=0."""
+        out = []
+        for text in texts:
+            enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
+            ids = enc["input_ids"][-self.max_length :]
+            offsets = [o[0] for o in enc["offset_mapping"]][-len(ids) :]
+            x = torch.tensor([ids], device=self.device)
+            logits = self.model(input_ids=x, **self._adapter_kw([adapter])).logits[0]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            lps = [None] + [logp[i - 1, ids[i]].item() for i in range(1, len(ids))]
+            out.append({"tokens": [self.tok.decode([i]) for i in ids], "token_logprobs": lps, "text_offset": offsets})
         return out
 
     @torch.no_grad()

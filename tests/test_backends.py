@@ -1,0 +1,87 @@
+"""The backends agree: each agent's greedy output is the same whatever the batch layout,
+in process or through the OpenAI-compatible server."""
+
+import threading
+
+import pytest
+
+from evoswarm.backends import GenRequest, ScoreRequest
+from evoswarm.backends.hf import HFBackend
+from evoswarm.backends.openai import OpenAIBackend, ServerError
+from evoswarm.backends.server import make_server
+from evoswarm.io import read_jsonl
+from evoswarm.population import load_agents
+from evoswarm.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, chat, turn_prompt
+
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_base, tiny_adapters, smoke_config):
+    be = HFBackend.from_base(str(tiny_base), smoke_config)
+    load_agents(be, str(tiny_base), [str(p) for p in tiny_adapters.values()])
+    return be
+
+
+@pytest.fixture(scope="module")
+def requests_():
+    items = read_jsonl(REPO / "data/tasks/dev.jsonl")[:4]
+    msgs = [chat("", turn_prompt(it["question"], it["choices"])) for it in items]
+    return [GenRequest(a, m, max_new_tokens=12) for m in msgs for a in ("critic", "ideator", None)], items
+
+
+@pytest.fixture(scope="module")
+def server(backend, tiny_adapters):
+    srv = make_server(backend, [str(next(iter(tiny_adapters.values())).parent)], port=0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    srv.shutdown()
+
+
+def test_greedy_outputs_identical_across_batch_layouts(backend, requests_, server):
+    reqs, _ = requests_
+    mixed = backend.generate(reqs)
+    one_at_a_time = [backend.generate([r])[0] for r in reqs]
+    per_adapter = [None] * len(reqs)
+    for a in ("critic", "ideator", None):
+        idx = [i for i, r in enumerate(reqs) if r.adapter == a]
+        for i, t in zip(idx, backend.generate([reqs[i] for i in idx])):
+            per_adapter[i] = t
+    client = OpenAIBackend(server, backend.tok)
+    client.adapters = dict(backend.adapters)
+    through_server = client.generate(reqs)
+    assert mixed == one_at_a_time == per_adapter == through_server
+    # adapters change the output: otherwise this test could not fail
+    assert [t for t, r in zip(mixed, reqs) if r.adapter == "critic"] != [t for t, r in zip(mixed, reqs) if r.adapter is None]
+
+
+def test_scores_agree_in_process_and_through_server(backend, requests_, server):
+    _, items = requests_
+    reqs = [ScoreRequest(a, chat("", turn_prompt(it["question"], it["choices"])),
+                         [c + ANSWER_SUFFIX for c in it["choices"]], ANSWER_PREFIX)
+            for it in items for a in ("critic", None)]
+    local = backend.score(reqs)
+    remote = OpenAIBackend(server, backend.tok).score(reqs)
+    for x, y in zip(local, remote):
+        assert x == pytest.approx(y, abs=1e-3)
+
+
+def test_server_confines_adapter_paths_and_reports_unknown_models(server, backend, tmp_path):
+    client = OpenAIBackend(server, backend.tok, retries=0)
+    with pytest.raises(ServerError, match="outside the allowed"):
+        client.add_adapter("evil", str(tmp_path))
+    with pytest.raises(ServerError, match="not served"):
+        client.generate([GenRequest("nobody", [{"role": "user", "content": "hi"}], 4)])
+
+
+def test_client_gives_up_on_a_dead_server(backend):
+    client = OpenAIBackend("http://127.0.0.1:9/v1", backend.tok, retries=2, backoff=0.01)
+    with pytest.raises(ServerError, match="3 tries"):
+        client.generate([GenRequest(None, [{"role": "user", "content": "hi"}], 4)])
+
+
+def test_prompts_longer_than_the_context_are_truncated_and_counted(backend):
+    before = backend.truncated
+    long = [{"role": "user", "content": "1 + 1 " * 400}]
+    out = backend.generate([GenRequest(None, long, 4)])
+    assert isinstance(out[0], str) and backend.truncated == before + 1

@@ -1,0 +1,51 @@
+"""The embedded base: tokenizer, chat template, build, reload offline, generate; external bases."""
+
+import pytest
+
+from evoswarm.base_model import read_manifest, resolve_external
+from evoswarm.io import InputError
+
+
+def test_tokenizer_round_trip_and_chat_template(tiny_base):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    for text in ["What is 3 plus 4?", "消費税減税は日本経済にプラスか？", "{\"answer\": \"りんご\"}"]:
+        assert tok.decode(tok(text)["input_ids"]) == text
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
+    text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    assert text == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
+    full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": "A"}], tokenize=True,
+                                   return_assistant_tokens_mask=True, return_dict=True)
+    masked = [t for t, m in zip(full["input_ids"], full["assistant_masks"]) if m]
+    assert tok.decode(masked) == "A<|im_end|>"  # loss on the assistant turn only
+
+
+def test_built_base_reloads_offline_and_generates(tiny_base):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    m = read_manifest(tiny_base)
+    assert m["source"] == "embedded" and m["params"] > 10_000
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    assert type(model).__name__ == "Qwen3ForCausalLM"
+    assert (tiny_base / "model.safetensors").exists() and not list(tiny_base.glob("*.bin"))
+    ids = tok.apply_chat_template([{"role": "user", "content": "Q: 1 + 1"}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
+    out = model.generate(**ids, max_new_tokens=5, do_sample=False)
+    assert out.shape[1] > ids["input_ids"].shape[1]
+    assert torch.isfinite(model(**ids).logits).all()
+
+
+def test_unknown_hub_model_says_how_to_provide_it(smoke_config, tmp_path):
+    cfg = {**smoke_config, "base_model": "nobody/no-such-model"}
+    with pytest.raises(InputError, match=r"base_model: 'nobody/no-such-model'.*hf download"):
+        resolve_external(cfg, tmp_path / "base")
+    assert not (tmp_path / "base").exists()
+
+
+def test_local_folder_base_gets_a_manifest(tiny_base, smoke_config, tmp_path):
+    m = resolve_external({**smoke_config, "base_model": str(tiny_base)}, tmp_path / "base")
+    assert m["path"] == str(tiny_base.resolve()) and "model.safetensors" in m["weights"]
+    assert read_manifest(tmp_path / "base")["config_sha256"] == m["config_sha256"]

@@ -1,0 +1,61 @@
+"""Persona training with TRL: real adapters, deterministic bytes, QLoRA on CPU, clear bad-input errors."""
+
+import json
+
+import pytest
+
+from conftest import train
+from evoswarm.io import InputError, sha256_file
+from evoswarm.training import load_chats
+
+
+def test_same_seed_same_adapter_bytes(tiny_base, tiny_adapters, smoke_config, tmp_path):
+    again = train(tiny_base, "critic", tmp_path / "critic", smoke_config)
+    assert sha256_file(again / "adapter_model.safetensors") == sha256_file(
+        tiny_adapters["critic"] / "adapter_model.safetensors")
+    other = train(tiny_base, "critic", tmp_path / "critic2", smoke_config, seed=2)
+    assert sha256_file(other / "adapter_model.safetensors") != sha256_file(again / "adapter_model.safetensors")
+
+
+def test_adapter_is_a_plain_peft_adapter(tiny_base, tiny_adapters):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    cfg = json.loads((tiny_adapters["ideator"] / "adapter_config.json").read_text())
+    assert cfg["peft_type"] == "LORA" and cfg["r"] == 4 and cfg["lora_alpha"] == 8  # the persona's override
+    assert not list(tiny_adapters["ideator"].glob("*.bin"))  # safetensors only
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base), str(tiny_adapters["ideator"]))
+    assert set(cfg["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert model.peft_config["default"].r == 4
+    log = [json.loads(x) for x in (tiny_adapters["ideator"] / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4, 6] and all(r["loss"] > 0 for r in log)
+
+
+def test_qlora_nf4_trains_on_cpu(tiny_base, smoke_config, tmp_path):
+    out = train(tiny_base, "critic", tmp_path / "q", smoke_config, quantization="nf4", max_steps=2)
+    assert (out / "adapter_model.safetensors").stat().st_size > 0
+
+
+@pytest.mark.parametrize("lines, match", [
+    (['{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}', "{oops"],
+     r"bad\.jsonl:2: invalid JSON"),
+    ([], "empty file"),
+    (['{"messages": [{"role": "user", "content": "hi"}]}'], "no assistant turn"),
+    (['{"messages": [{"role": "robot", "content": "hi"}]}'], "role"),
+])
+def test_bad_sft_files_name_file_and_line(tmp_path, lines, match):
+    p = tmp_path / "bad.jsonl"
+    p.write_text("\n".join(lines))
+    with pytest.raises(InputError, match=match):
+        load_chats(p)
+
+
+def test_unknown_target_module_lists_the_models_modules(tiny_base, smoke_config, tmp_path):
+    with pytest.raises(InputError, match=r"not in the model; its linear modules are \[.*q_proj"):
+        train(tiny_base, "critic", tmp_path / "x", smoke_config, target_modules=["qkv_proj"])
+
+
+def test_too_long_chats_are_truncated_counted_and_warned(tiny_base, smoke_config, tmp_path, capsys):
+    out = train(tiny_base, "critic", tmp_path / "short", smoke_config, max_length=40, max_steps=1)
+    assert "exceed max_length 40" in capsys.readouterr().out
+    assert (out / "adapter_model.safetensors").exists()

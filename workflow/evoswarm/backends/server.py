@@ -1,0 +1,120 @@
+"""`evoswarm serve`: a small OpenAI-compatible server over the `hf` backend.
+
+Endpoints (the subset vLLM's server also speaks): GET /v1/models; POST /v1/completions (a prompt or a
+list of prompts; `echo` + `logprobs` + `max_tokens: 0` returns prompt log-probabilities);
+POST /v1/chat/completions; POST /v1/load_lora_adapter and /v1/unload_lora_adapter.
+Binds to 127.0.0.1 by default; adapters load only from the allowed folders.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from evoswarm.backends import GenRequest
+
+
+class ServeState:
+    def __init__(self, backend, allowed_dirs: list[str], base_name: str = "base"):
+        self.backend = backend
+        self.allowed = [Path(d).resolve() for d in allowed_dirs]
+        self.base_name = base_name
+        self.lock = threading.Lock()  # one model, one request at a time
+
+    def adapter(self, model: str) -> str | None:
+        if model == self.base_name:
+            return None
+        if model not in self.backend.adapters:
+            raise KeyError(f"model {model!r} is not served; load it with /v1/load_lora_adapter")
+        return model
+
+    def load(self, name: str, path: str) -> None:
+        p = Path(path).resolve()
+        if not any(p == d or d in p.parents for d in self.allowed):
+            raise PermissionError(f"adapter path {path} is outside the allowed folders")
+        if name in self.backend.adapters:
+            self.backend.remove_adapter(name)
+        self.backend.add_adapter(name, str(p))
+
+
+def _completions(state: ServeState, body: dict) -> dict:
+    prompts = body.get("prompt")
+    prompts = [prompts] if isinstance(prompts, str) else prompts
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise ValueError("'prompt' must be a string or a list of strings")
+    adapter = state.adapter(body.get("model", state.base_name))
+    max_tokens = int(body.get("max_tokens", 16))
+    choices = []
+    if body.get("echo") and max_tokens == 0:
+        for i, lp in enumerate(state.backend.token_logprobs(adapter, prompts)):
+            choices.append({"index": i, "text": prompts[i], "finish_reason": "length", "logprobs": lp})
+    else:
+        setting = (max_tokens, float(body.get("temperature", 1.0)), float(body.get("top_p", 1.0)),
+                   int(body.get("seed", 0)))
+        texts = state.backend.generate_raw([(adapter, p) for p in prompts], [setting] * len(prompts))
+        for i, t in enumerate(texts):
+            for stop in body.get("stop") or []:
+                t = t.split(stop)[0]
+            choices.append({"index": i, "text": t, "finish_reason": "stop", "logprobs": None})
+    return {"object": "text_completion", "created": int(time.time()), "model": body.get("model"), "choices": choices}
+
+
+def _chat(state: ServeState, body: dict) -> dict:
+    adapter = state.adapter(body.get("model", state.base_name))
+    req = GenRequest(adapter, body["messages"], int(body.get("max_tokens", 64)), float(body.get("temperature", 1.0)),
+                     float(body.get("top_p", 1.0)), int(body.get("seed", 0)))
+    text = state.backend.generate([req])[0]
+    return {"object": "chat.completion", "created": int(time.time()), "model": body.get("model"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+
+
+def make_handler(state: ServeState):
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, code: int, obj: dict) -> None:
+            data = json.dumps(obj, ensure_ascii=False).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, fmt, *args):  # quiet by default
+            pass
+
+        def do_GET(self):
+            if self.path.rstrip("/") == "/v1/models":
+                names = [state.base_name, *state.backend.adapters]
+                return self._send(200, {"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+        def do_POST(self):
+            try:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with state.lock:
+                    if self.path == "/v1/completions":
+                        return self._send(200, _completions(state, body))
+                    if self.path == "/v1/chat/completions":
+                        return self._send(200, _chat(state, body))
+                    if self.path == "/v1/load_lora_adapter":
+                        state.load(body["lora_name"], body["lora_path"])
+                        return self._send(200, {"status": "ok"})
+                    if self.path == "/v1/unload_lora_adapter":
+                        state.backend.remove_adapter(body["lora_name"])
+                        return self._send(200, {"status": "ok"})
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+            except PermissionError as e:
+                self._send(403, {"error": {"message": str(e)}})
+            except (KeyError, ValueError, TypeError, json.JSONDecodeError) as e:
+                self._send(400, {"error": {"message": f"{type(e).__name__}: {e}"}})
+            except Exception as e:  # the model failed: the client may retry
+                self._send(500, {"error": {"message": f"{type(e).__name__}: {e}"}})
+
+    return Handler
+
+
+def make_server(backend, allowed_dirs: list[str], host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+    """A server (not yet serving); port 0 picks a free port (server.server_address[1])."""
+    return ThreadingHTTPServer((host, port), make_handler(ServeState(backend, allowed_dirs)))

@@ -1,0 +1,106 @@
+"""The `evoswarm` command: open-topic debates, the OpenAI-compatible server, the world generator.
+
+  evoswarm debate --topic "消費税減税は日本経済にプラスか？" --adapters A B C --rounds 3
+  evoswarm serve --base results/base --adapters results/gen0/adapters/* --port 8000
+  evoswarm world --out data --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+
+def _config(path: str) -> dict:
+    from evoswarm.config import load_config
+
+    return load_config(path)
+
+
+def cmd_debate(a) -> None:
+    from evoswarm.backends import make_backend
+    from evoswarm.debate import Agent, DebateSettings, run_debate
+    from evoswarm.population import load_agents
+
+    config = _config(a.config)
+    dcfg = {**config["debate"], "answer_mode": "generate", "rounds": a.rounds, "language": a.lang,
+            "max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "judge": True}
+    backend = make_backend(a.backend or dcfg["backend"], a.base, config)
+    agents = load_agents(backend, a.base, a.adapters)
+    s = dataclasses.replace(DebateSettings.from_config(dcfg, "exact", config["seed"]), answer_mode="generate")
+    item = {"id": "topic", "question": a.topic, "answer": "", "choices": None}
+    transcripts, votes = run_debate(backend, agents, [item], s, judge=Agent("judge", "", adapter=None))
+    print(f"# {a.topic}\n")
+    for t in transcripts:
+        print(f"[round {t['round']}] {t['agent']}: {t['answer']} (confidence {t['confidence']:.2f})"
+              + (f" -- {t['summary']}" if t["summary"] else "") + ("" if t["parsed"] else "  [unparsed]"))
+    v = votes[0]
+    print(f"\nvote: {v['vote_answer']}  scores {v['vote_scores']}")
+    print(f"judge: {v['judge']['answer']} -- {v['judge']['summary']}")
+
+
+def cmd_serve(a) -> None:
+    from evoswarm.backends.hf import HFBackend
+    from evoswarm.backends.server import make_server
+    from evoswarm.population import load_agents
+
+    config = _config(a.config)
+    backend = HFBackend.from_base(a.base, config)
+    load_agents(backend, a.base, a.adapters)
+    allowed = a.allow_dir or sorted({str(Path(p).resolve().parent) for p in a.adapters}) or [config["results"]]
+    server = make_server(backend, allowed, a.host, a.port)
+    host, port = server.server_address[:2]
+    print(f"serving base + {len(backend.adapters)} adapters on http://{host}:{port}/v1 (adapters from {allowed})",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_world(a) -> None:
+    from evoswarm.world import generate, write
+
+    write(generate(a.seed), Path(a.out))
+    print(f"wrote the embedded world (seed {a.seed}) under {a.out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="evoswarm", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("debate", help="agents debate an open topic; a judge concludes")
+    d.add_argument("--topic", required=True)
+    d.add_argument("--adapters", nargs="+", required=True)
+    d.add_argument("--rounds", type=int, default=3)
+    d.add_argument("--base", default="results/base")
+    d.add_argument("--config", default="config.yaml")
+    d.add_argument("--backend", choices=["hf", "vllm", "openai"])
+    d.add_argument("--lang", choices=["ja", "en"], default="ja")
+    d.add_argument("--max-new-tokens", type=int, default=96)
+    d.add_argument("--temperature", type=float, default=0.0)
+    d.set_defaults(func=cmd_debate)
+    s = sub.add_parser("serve", help="OpenAI-compatible server over the hf backend")
+    s.add_argument("--base", default="results/base")
+    s.add_argument("--adapters", nargs="*", default=[])
+    s.add_argument("--config", default="config.yaml")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--allow-dir", action="append", help="folders adapters may be loaded from (repeatable)")
+    s.set_defaults(func=cmd_serve)
+    w = sub.add_parser("world", help="regenerate the embedded task world")
+    w.add_argument("--out", default="data")
+    w.add_argument("--seed", type=int, default=0)
+    w.set_defaults(func=cmd_world)
+    a = ap.parse_args(argv)
+    from evoswarm.io import InputError
+
+    try:
+        a.func(a)
+    except InputError as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()
