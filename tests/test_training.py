@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import train
+from conftest import REPO, train
 from evoswarm.io import InputError, sha256_file
 from evoswarm.training import load_chats
 
@@ -56,6 +56,13 @@ def test_unknown_target_module_lists_the_models_modules(tiny_base, smoke_config,
 
 
 def test_too_long_chats_are_truncated_counted_and_warned(tiny_base, smoke_config, tmp_path, capsys):
-    out = train(tiny_base, "critic", tmp_path / "short", smoke_config, max_length=40, max_steps=1)
-    assert "exceed max_length 40" in capsys.readouterr().out
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    lengths = sorted(len(tok.apply_chat_template(c["messages"], return_dict=False)) for c in load_chats(REPO / "data/personas/critic.jsonl"))
+    median = lengths[len(lengths) // 2]
+    out = train(tiny_base, "critic", tmp_path / "short", smoke_config, max_length=median, max_steps=1)
+    assert f"exceed max_length {median}" in capsys.readouterr().out
     assert (out / "adapter_model.safetensors").exists()
+    with pytest.raises(InputError, match="training.max_length 16"):
+        train(tiny_base, "critic", tmp_path / "none", smoke_config, max_length=16, max_steps=1)

@@ -53,12 +53,16 @@ def check_targets(model, targets: list[str]) -> None:
         )
 
 
-def count_truncated(chats: list[dict], tokenizer, max_length: int) -> int:
-    n = 0
+def count_truncated(chats: list[dict], tokenizer, max_length: int) -> tuple[int, int]:
+    """(chats longer than max_length, chats whose whole assistant turn lies past it and so drop out)."""
+    long = lost = 0
     for c in chats:
-        if len(tokenizer.apply_chat_template(c["messages"], tokenize=True)) > max_length:
-            n += 1
-    return n
+        if len(tokenizer.apply_chat_template(c["messages"], tokenize=True, return_dict=False)) > max_length:
+            long += 1
+            last = max(i for i, m in enumerate(c["messages"]) if m["role"] == "assistant")
+            lost += len(tokenizer.apply_chat_template(c["messages"][:last], tokenize=True, return_dict=False,
+                                                      add_generation_prompt=True)) >= max_length
+    return long, lost
 
 
 class _LossLog:
@@ -108,10 +112,14 @@ def train_lora(base_dir: str, data: str | list[str], system: str | None, tcfg: d
     model, tok = load_base(base_dir, config, quantization=tcfg["quantization"])
     check_targets(model, tcfg["target_modules"])
     cuda = next(model.parameters()).device.type == "cuda"
-    truncated = count_truncated(chats, tok, tcfg["max_length"])
+    truncated, lost = count_truncated(chats, tok, tcfg["max_length"])
+    if lost == len(chats):
+        raise InputError(f"training.max_length {tcfg['max_length']}: every chat in {data} loses its whole "
+                         "assistant turn to truncation; raise max_length")
     if truncated:
         print(f"warning: {truncated} of {len(chats)} chats in {data} exceed max_length "
-              f"{tcfg['max_length']} tokens and are truncated", flush=True)
+              f"{tcfg['max_length']} tokens and are truncated ({lost} lose the whole answer and are dropped)",
+              flush=True)
     if tcfg["quantization"] == "nf4":
         from peft import prepare_model_for_kbit_training
 
