@@ -83,12 +83,16 @@ def test_raising_generations_reruns_no_earlier_generation(smoke_run):
     out = run_snakemake(smoke_run, "-n", "--config", "generations=3").stdout
     assert "gen3" in out
     assert not re.search(r"rule (train_persona|build_base)", out)
-    assert not re.search(rf"output: {R}/gen[0-2]/", out)
+    new = re.findall(rf"output: ({R}/gen[0-2]/\S+)", out)
+    assert new == [f"{R}/gen2/selection.json"]  # the only earlier-generation job: gen2's selection, now needed
 
 
-def test_changing_a_fitness_weight_reruns_fitness_and_downstream_only(smoke_run):
-    out = run_snakemake(smoke_run, "-n", "--config",
-                        "fitness={'weights': {'task': 1.0, 'cooperation': 0.0, 'novelty': 0.0}}").stdout
+def test_changing_a_fitness_weight_reruns_fitness_and_downstream_only(smoke_run, tmp_path):
+    edited = tmp_path / "smoke.yaml"
+    edited.write_text(SMOKE.read_text().replace("weights: {task: 0.6, cooperation: 0.3, novelty: 0.1}",
+                                                "weights: {task: 1.0, cooperation: 0.0, novelty: 0.0}"))
+    assert edited.read_text() != SMOKE.read_text()
+    out = run_snakemake(smoke_run, "-n", config=edited).stdout
     assert re.search(rf"output: {R}/gen0/fitness.csv", out)
     assert not re.search(r"rule (train_persona|build_base)", out)
     assert not re.search(rf"output: {R}/gen0/debate/", out)
@@ -96,14 +100,14 @@ def test_changing_a_fitness_weight_reruns_fitness_and_downstream_only(smoke_run)
 
 def test_hard_kill_mid_generation_resumes_to_the_same_results(smoke_run, tmp_path):
     work = tmp_path / "killed"
-    run_snakemake(work, "--cores", "2", "--until", "select")  # up to gen0's selection: the cheap way in
+    run_snakemake(work, "--cores", "2", f"{R}/gen0/selection.json")  # generation 0 done, then kill in gen 1
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(SMOKE),
            "--directory", str(work), "--cores", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while time.time() < deadline and not (work / R / "gen1/debate").exists():
+    while time.time() < deadline and not (work / "logs/debate/gen1.log").exists():
         time.sleep(0.2)
-    time.sleep(1.0)  # the gen1 debate is running
+    time.sleep(1.5)  # the gen1 debate is running
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (work / R / "report/index.html").exists()
