@@ -11,9 +11,7 @@ import argparse
 import time
 
 import torch
-
 from common import QWEN3_4B
-
 from evoswarm.crossover import crossover_svd
 
 
@@ -21,8 +19,15 @@ def shapes():
     h, i = QWEN3_4B["hidden_size"], QWEN3_4B["intermediate_size"]
     q = QWEN3_4B["num_attention_heads"] * QWEN3_4B["head_dim"]
     kv = QWEN3_4B["num_key_value_heads"] * QWEN3_4B["head_dim"]
-    return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
-            "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}  # (d_in, d_out)
+    return {
+        "q_proj": (h, q),
+        "k_proj": (h, kv),
+        "v_proj": (h, kv),
+        "o_proj": (q, h),
+        "gate_proj": (h, i),
+        "up_proj": (h, i),
+        "down_proj": (i, h),
+    }  # (d_in, d_out)
 
 
 def peft_svd_module(parents, weights, scalings, rank):
@@ -40,8 +45,13 @@ def main():
     a = ap.parse_args()
     g = torch.Generator().manual_seed(0)
     mods = [(layer, name, din, dout) for layer in range(a.layers) for name, (din, dout) in shapes().items()]
-    parents = {m: [(torch.randn(a.r, m[2], generator=g) / m[2] ** 0.5, torch.randn(m[3], a.r, generator=g) * 0.01)
-                   for _ in range(2)] for m in mods}
+    parents = {
+        m: [
+            (torch.randn(a.r, m[2], generator=g) / m[2] ** 0.5, torch.randn(m[3], a.r, generator=g) * 0.01)
+            for _ in range(2)
+        ]
+        for m in mods
+    }
     w, s = [0.6, 0.4], [2.0, 2.0]
     t = time.perf_counter()
     ours = {m: crossover_svd(parents[m], w, s, a.r) for m in mods}
@@ -50,12 +60,16 @@ def main():
     t = time.perf_counter()
     theirs = {m: peft_svd_module(parents[m], w, s, a.r) for m in peft_mods}
     t_peft = (time.perf_counter() - t) * a.layers / a.peft_layers
-    err = max(((ours[m][1] @ ours[m][0] - theirs[m][1] @ theirs[m][0]).norm() / (theirs[m][1] @ theirs[m][0]).norm()).item()
-              for m in peft_mods)
-    print(f"RESULT crossover of 2 rank-{a.r} adapters, {a.layers} layers x 7 projections (fp32, CPU, "
-          f"{torch.get_num_threads()} threads): factored QR-SVD {t_ours:.2f}s, PEFT svd (form ΔW + SVD) "
-          f"{t_peft:.1f}s (timed on {a.peft_layers} layers, scaled), ratio {t_peft / t_ours:.0f}x; "
-          f"max relative error of the child's delta {err:.1e}")
+    err = max(
+        ((ours[m][1] @ ours[m][0] - theirs[m][1] @ theirs[m][0]).norm() / (theirs[m][1] @ theirs[m][0]).norm()).item()
+        for m in peft_mods
+    )
+    print(
+        f"RESULT crossover of 2 rank-{a.r} adapters, {a.layers} layers x 7 projections (fp32, CPU, "
+        f"{torch.get_num_threads()} threads): factored QR-SVD {t_ours:.2f}s, PEFT svd (form ΔW + SVD) "
+        f"{t_peft:.1f}s (timed on {a.peft_layers} layers, scaled), ratio {t_peft / t_ours:.0f}x; "
+        f"max relative error of the child's delta {err:.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import argparse
 import time
 
 import torch
-
 from common import TARGETS, qwen3_4b_config, randomise_lora, sync
 
 
@@ -61,8 +60,12 @@ def main():
     ap.add_argument("--prompt-len", type=int, default=96)
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--r", type=int, default=16)
-    ap.add_argument("--seed-prompts", type=int, default=0,
-                    help="time the seed's loop on this many prompts only (0 = all); its rate is per prompt anyway")
+    ap.add_argument(
+        "--seed-prompts",
+        type=int,
+        default=0,
+        help="time the seed's loop on this many prompts only (0 = all); its rate is per prompt anyway",
+    )
     a = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -119,8 +122,10 @@ def main():
         print(f"{name:15s} {n:6d} tokens in {s:7.2f}s = {n / s:9.1f} tokens/s", flush=True)
     ref = results["seed"]
     dev = torch.cuda.get_device_name() if device == "cuda" else "CPU"
-    print(f"RESULT {dev} P={a.agents} Q={a.questions} prompt={a.prompt_len} new={a.new_tokens} r={a.r}: "
-          + ", ".join(f"{k} {v:.1f} tok/s ({v / ref:.1f}x seed)" for k, v in results.items()))
+    print(
+        f"RESULT {dev} P={a.agents} Q={a.questions} prompt={a.prompt_len} new={a.new_tokens} r={a.r}: "
+        + ", ".join(f"{k} {v:.1f} tok/s ({v / ref:.1f}x seed)" for k, v in results.items())
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import tempfile
 import time
 
 import torch
-
 from common import TARGETS, qwen3_4b_config
 
 
@@ -37,12 +36,19 @@ def main():
         m.save_pretrained(d, safe_serialization=True)
         del m
         torch.cuda.empty_cache()
-        q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                               bnb_4bit_compute_dtype=torch.bfloat16)
-        model = AutoModelForCausalLM.from_pretrained(d, quantization_config=q, dtype=torch.bfloat16,
-                                                     device_map={"": "cuda"})
-        print(f"built + saved + loaded nf4 ({n_params / 1e9:.2f}B params) in {time.time() - t0:.0f}s; "
-              f"weights on GPU {torch.cuda.memory_allocated() / 2**30:.2f} GiB")
+        q = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            d, quantization_config=q, dtype=torch.bfloat16, device_map={"": "cuda"}
+        )
+        print(
+            f"built + saved + loaded nf4 ({n_params / 1e9:.2f}B params) in {time.time() - t0:.0f}s; "
+            f"weights on GPU {torch.cuda.memory_allocated() / 2**30:.2f} GiB"
+        )
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
     model = get_peft_model(model, LoraConfig(r=a.r, lora_alpha=2 * a.r, target_modules=TARGETS, task_type="CAUSAL_LM"))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -63,10 +69,12 @@ def main():
         times.append(time.time() - t)
         print(f"step {step + 1}: {times[-1]:.2f}s loss {loss.item() * a.grad_accum:.3f}", flush=True)
     steady = times[1:] or times
-    print(f"RESULT qlora r={a.r} seq={a.seq} batch=1x{a.grad_accum}: {sum(steady) / len(steady):.2f} s/step "
-          f"(first {times[0]:.2f}s), {a.seq * a.grad_accum * len(steady) / sum(steady):.0f} tokens/s, "
-          f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB, trainable {trainable / 1e6:.1f}M, "
-          f"{torch.cuda.get_device_name()}")
+    print(
+        f"RESULT qlora r={a.r} seq={a.seq} batch=1x{a.grad_accum}: {sum(steady) / len(steady):.2f} s/step "
+        f"(first {times[0]:.2f}s), {a.seq * a.grad_accum * len(steady) / sum(steady):.0f} tokens/s, "
+        f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB, trainable {trainable / 1e6:.1f}M, "
+        f"{torch.cuda.get_device_name()}"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ GENS = list(range(G + 1))
 GEN0 = gen0_members(config)
 # Rules that run the model ask for a GPU when the config puts the model on one.
 GPU = 1 if config["base"]["device"] == "cuda" else 0
+# The conda env each rule runs in under `--sdm conda` (paths relative to rules/).
+CONDA_ENV = "../envs/cuda.yaml" if GPU else "../envs/cpu.yaml"
 
 
 wildcard_constraints:
@@ -45,6 +47,12 @@ def persona_data(wildcards):
 
 def persona_of(wildcards):
     return GEN0[wildcards.agent]
+
+
+def breed_inputs(wildcards):
+    """A child of generation g takes all adapters of g-1 and its selection.json; it reads its parents from the JSON."""
+    prev = int(wildcards.bred) - 1
+    return {"adapters": adapters_of(prev), "selection": selection_json(prev)}
 
 
 def debate_out(gen, name):

@@ -6,15 +6,17 @@ rule debate:
     output:
         transcripts=f"{R}/gen{{gen}}/debate/transcripts.jsonl",
         votes=f"{R}/gen{{gen}}/debate/votes.jsonl",
-    params:
-        config=params_for("debate"),
     log:
         "logs/debate/gen{gen}.log",
     benchmark:
         "benchmarks/debate/gen{gen}.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=6000,
         gpu=GPU,
+    params:
+        config=params_for("debate"),
     script:
         "../workflow/scripts/debate.py"

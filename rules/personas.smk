@@ -4,16 +4,18 @@ rule train_persona:
         data=persona_data,
     output:
         directory(f"{R}/gen0/adapters/{{agent}}"),
-    params:
-        config=params_for("train_persona"),
-        persona=persona_of,
     log:
         "logs/train_persona/{agent}.log",
     benchmark:
         "benchmarks/train_persona/{agent}.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=6000,
         gpu=GPU,
+    params:
+        config=params_for("train_persona"),
+        persona=persona_of,
     script:
         "../workflow/scripts/train_persona.py"

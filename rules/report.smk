@@ -3,17 +3,19 @@ rule evaluate:
         unpack(eval_inputs),
     output:
         f"{R}/eval/{{target}}.json",
-    params:
-        config=params_for("evaluate"),
-        population=config["population"],
     log:
         "logs/evaluate/{target}.log",
     benchmark:
         "benchmarks/evaluate/{target}.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=6000,
         gpu=GPU,
+    params:
+        config=params_for("evaluate"),
+        population=config["population"],
     script:
         "../workflow/scripts/evaluate.py"
 
@@ -24,13 +26,15 @@ rule report:
     output:
         html=f"{R}/report/index.html",
         md=f"{R}/report/report.md",
-    params:
-        config=params_for("report"),
-        benchmarks="benchmarks",
     log:
         "logs/report/report.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
+    params:
+        config=params_for("report"),
+        benchmarks="benchmarks",
     script:
         "../workflow/scripts/report.py"

@@ -51,8 +51,19 @@ def train(base, persona, out, config, seed=1, **overrides):
     tcfg = {**config["training"], **p.get("training", {}), **overrides}
     out.mkdir(parents=True, exist_ok=True)
     train_lora(str(base), str(REPO / p["data"]), p["system"], tcfg, config, seed, out)
-    write_lineage(out, {"generation": 0, "slot": persona, "persona": persona, "system": p["system"], "parents": [],
-                        "operator": "sft", "seed": seed, "base": base_identity(read_manifest(base))})
+    write_lineage(
+        out,
+        {
+            "generation": 0,
+            "slot": persona,
+            "persona": persona,
+            "system": p["system"],
+            "parents": [],
+            "operator": "sft",
+            "seed": seed,
+            "base": base_identity(read_manifest(base)),
+        },
+    )
     return out
 
 
@@ -70,6 +81,16 @@ def run_snakemake(workdir: Path, *args, config=SMOKE, check=True, **kw):
         (workdir / "data").symlink_to(REPO / "data")
     if not (workdir / "config.yaml").exists():
         shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config),
-           "--directory", str(workdir), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(config),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, check=check, **kw)

@@ -4,7 +4,7 @@ in process or through the OpenAI-compatible server."""
 import threading
 
 import pytest
-
+from conftest import REPO
 from evoswarm.backends import GenRequest, ScoreRequest
 from evoswarm.backends.hf import HFBackend
 from evoswarm.backends.openai import OpenAIBackend, ServerError
@@ -12,8 +12,6 @@ from evoswarm.backends.server import make_server
 from evoswarm.io import read_jsonl
 from evoswarm.population import load_agents
 from evoswarm.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, chat, turn_prompt
-
-from conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +50,23 @@ def test_greedy_outputs_identical_across_batch_layouts(backend, requests_, serve
     through_server = client.generate(reqs)
     assert mixed == one_at_a_time == per_adapter == through_server
     # adapters change the output: otherwise this test could not fail
-    assert [t for t, r in zip(mixed, reqs) if r.adapter == "critic"] != [t for t, r in zip(mixed, reqs) if r.adapter is None]
+    assert [t for t, r in zip(mixed, reqs) if r.adapter == "critic"] != [
+        t for t, r in zip(mixed, reqs) if r.adapter is None
+    ]
 
 
 def test_scores_agree_in_process_and_through_server(backend, requests_, server):
     _, items = requests_
-    reqs = [ScoreRequest(a, chat("", turn_prompt(it["question"], it["choices"])),
-                         [c + ANSWER_SUFFIX for c in it["choices"]], ANSWER_PREFIX)
-            for it in items for a in ("critic", None)]
+    reqs = [
+        ScoreRequest(
+            a,
+            chat("", turn_prompt(it["question"], it["choices"])),
+            [c + ANSWER_SUFFIX for c in it["choices"]],
+            ANSWER_PREFIX,
+        )
+        for it in items
+        for a in ("critic", None)
+    ]
     local = backend.score(reqs)
     remote = OpenAIBackend(server, backend.tok).score(reqs)
     for x, y in zip(local, remote):

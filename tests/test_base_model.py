@@ -1,7 +1,6 @@
 """The embedded base: tokenizer, chat template, build, reload offline, generate; external bases."""
 
 import pytest
-
 from evoswarm.base_model import read_manifest, resolve_external
 from evoswarm.io import InputError
 
@@ -10,13 +9,17 @@ def test_tokenizer_round_trip_and_chat_template(tiny_base):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_base)
-    for text in ["What is 3 plus 4?", "消費税減税は日本経済にプラスか？", "{\"answer\": \"りんご\"}"]:
+    for text in ["What is 3 plus 4?", "消費税減税は日本経済にプラスか？", '{"answer": "りんご"}']:
         assert tok.decode(tok(text)["input_ids"]) == text
     msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
     text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     assert text == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
-    full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": "A"}], tokenize=True,
-                                   return_assistant_tokens_mask=True, return_dict=True)
+    full = tok.apply_chat_template(
+        msgs + [{"role": "assistant", "content": "A"}],
+        tokenize=True,
+        return_assistant_tokens_mask=True,
+        return_dict=True,
+    )
     masked = [t for t, m in zip(full["input_ids"], full["assistant_masks"]) if m]
     assert tok.decode(masked) == "A<|im_end|>"  # loss on the assistant turn only
 
@@ -31,8 +34,9 @@ def test_built_base_reloads_offline_and_generates(tiny_base):
     tok = AutoTokenizer.from_pretrained(tiny_base)
     assert type(model).__name__ == "Qwen3ForCausalLM"
     assert (tiny_base / "model.safetensors").exists() and not list(tiny_base.glob("*.bin"))
-    ids = tok.apply_chat_template([{"role": "user", "content": "Q: 1 + 1"}], add_generation_prompt=True,
-                                  return_tensors="pt", return_dict=True)
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "Q: 1 + 1"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     out = model.generate(**ids, max_new_tokens=5, do_sample=False)
     assert out.shape[1] > ids["input_ids"].shape[1]
     assert torch.isfinite(model(**ids).logits).all()
@@ -49,3 +53,38 @@ def test_local_folder_base_gets_a_manifest(tiny_base, smoke_config, tmp_path):
     m = resolve_external({**smoke_config, "base_model": str(tiny_base)}, tmp_path / "base")
     assert m["path"] == str(tiny_base.resolve()) and "model.safetensors" in m["weights"]
     assert read_manifest(tmp_path / "base")["config_sha256"] == m["config_sha256"]
+
+
+def test_qwen3_4b_shaped_folder_loads_through_the_base_stage(tiny_base, smoke_config, tmp_path):
+    """The real-model path on Qwen3-4B's widths and vocabulary (one layer, random bf16 weights, ~1 GB):
+    resolve the folder offline, load it with the workflow's loader, find the LoRA target modules."""
+    import shutil
+
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from evoswarm.base_model import load_base
+    from evoswarm.training import check_targets
+
+    sizes = dict(
+        vocab_size=151936,
+        hidden_size=2560,
+        intermediate_size=9728,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+        tie_word_embeddings=True,
+    )
+    folder = tmp_path / "qwen3-4b-shaped"
+    model = Qwen3ForCausalLM(Qwen3Config(**sizes, num_hidden_layers=1)).to(torch.bfloat16)
+    model.save_pretrained(folder)
+    del model
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_base / f, folder / f)
+    cfg = {**smoke_config, "base_model": str(folder), "base": {**smoke_config["base"], "dtype": "bfloat16"}}
+    resolve_external(cfg, tmp_path / "base")
+    loaded, tok = load_base(tmp_path / "base", cfg)
+    assert loaded.dtype == torch.bfloat16 and loaded.config.hidden_size == 2560
+    assert loaded.model.layers[0].mlp.gate_proj.weight.shape == (9728, 2560)
+    assert loaded.model.layers[0].self_attn.k_proj.weight.shape == (8 * 128, 2560)
+    check_targets(loaded, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])

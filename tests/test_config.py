@@ -1,6 +1,5 @@
 import pytest
 import yaml
-
 from conftest import REPO, run_snakemake
 from evoswarm.config import derive_seed, load_config, members, validate
 from evoswarm.io import InputError
@@ -19,13 +18,16 @@ def test_defaults_are_filled():
     assert c["base"]["trust_remote_code"] is False
 
 
-@pytest.mark.parametrize("patch, key", [
-    ({"populaton": 3}, "populaton"),
-    ({"training": {"r": "eight"}}, "training.r"),
-    ({"debate": {"backend": "tgi"}}, "debate.backend"),
-    ({"fitness": {"weights": {"task": -1}}}, "fitness.weights.task"),
-    ({"personas": [{"name": "a.b", "system": "", "data": "x"}]}, "personas.0.name"),
-])
+@pytest.mark.parametrize(
+    "patch, key",
+    [
+        ({"populaton": 3}, "populaton"),
+        ({"training": {"r": "eight"}}, "training.r"),
+        ({"debate": {"backend": "tgi"}}, "debate.backend"),
+        ({"fitness": {"weights": {"task": -1}}}, "fitness.weights.task"),
+        ({"personas": [{"name": "a.b", "system": "", "data": "x"}]}, "personas.0.name"),
+    ],
+)
 def test_bad_values_name_the_key(patch, key):
     c = base_config()
     c.update(patch)
@@ -64,8 +66,11 @@ def test_missing_config_file():
 def test_dry_run_lists_every_generation(cfg, tmp_path):
     c = load_config(REPO / cfg)
     out = run_snakemake(tmp_path, "-n", "--quiet", "rules", config=REPO / cfg).stdout
-    counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
-              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    counts = {
+        line.split()[0]: int(line.split()[1])
+        for line in out.splitlines()
+        if len(line.split()) == 2 and line.split()[1].isdigit()
+    }
     g, p = c["generations"], c["population"]
     assert counts["debate"] == g + 1 and counts["fitness"] == g + 1 and counts["select"] == g
     assert counts["breed"] == g * p and counts["train_persona"] == p
@@ -76,3 +81,22 @@ def test_invalid_config_fails_fast_naming_the_key(tmp_path):
     bad.write_text((REPO / "configs/smoke.yaml").read_text() + "\ngenerashuns: 3\n")
     r = run_snakemake(tmp_path / "w", "-n", config=bad, check=False)
     assert r.returncode != 0 and "generashuns" in r.stderr + r.stdout
+
+
+def test_workflow_lints_clean(tmp_path):
+    r = run_snakemake(tmp_path, "--lint", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_code_is_ruff_and_snakefmt_clean():
+    import subprocess
+    import sys
+
+    ruff = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "workflow", "tests", "bench"], cwd=REPO, capture_output=True, text=True
+    )
+    assert ruff.returncode == 0, ruff.stdout
+    fmt = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True
+    )
+    assert fmt.returncode == 0, fmt.stderr

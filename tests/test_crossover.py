@@ -4,18 +4,19 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from evoswarm.adapters import read_adapter
 from evoswarm.crossover import crossover_adapters, crossover_cat, crossover_naive_ab, crossover_svd
 from evoswarm.io import InputError
 from evoswarm.mutation import gaussian_noise, mutate, partial_reinit
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def factors(r, d_in=24, d_out=20, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(r, d_in, generator=g, dtype=torch.float64), torch.randn(d_out, r, generator=g, dtype=torch.float64)
+    return torch.randn(r, d_in, generator=g, dtype=torch.float64), torch.randn(
+        d_out, r, generator=g, dtype=torch.float64
+    )
 
 
 def truncated(delta, rank):
@@ -28,8 +29,15 @@ def rel(a, b):
 
 
 @settings(max_examples=25, deadline=None)
-@given(r1=st.integers(1, 8), r2=st.integers(1, 8), rank=st.integers(1, 12), w=st.floats(0.05, 0.95),
-       s1=st.floats(0.1, 4), s2=st.floats(0.1, 4), seed=st.integers(0, 1000))
+@given(
+    r1=st.integers(1, 8),
+    r2=st.integers(1, 8),
+    rank=st.integers(1, 12),
+    w=st.floats(0.05, 0.95),
+    s1=st.floats(0.1, 4),
+    s2=st.floats(0.1, 4),
+    seed=st.integers(0, 1000),
+)
 def test_svd_equals_truncated_svd_of_blended_delta(r1, r2, rank, w, s1, s2, seed):
     p1, p2 = factors(r1, seed=seed), factors(r2, seed=seed + 1)
     a, b = crossover_svd([p1, p2], [w, 1 - w], [s1, s2], rank)
@@ -58,10 +66,9 @@ def test_naive_ab_is_not_the_blended_delta():
 
 def test_matches_peft_add_weighted_adapter_svd(tiny_base, tiny_adapters):
     """Our factored svd crossover equals PEFT's svd combination (which forms ΔW) where scalings agree."""
+    from evoswarm.base_model import read_manifest
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
-
-    from evoswarm.base_model import read_manifest
 
     base = AutoModelForCausalLM.from_pretrained(read_manifest(tiny_base)["path"], dtype=torch.float64)
     model = PeftModel.from_pretrained(base, str(tiny_adapters["critic"]), adapter_name="critic")
@@ -97,8 +104,12 @@ def test_nan_adapters_are_rejected(tmp_path):
     from evoswarm.adapters import write_adapter
 
     m = "base_model.model.model.layers.0.self_attn.q_proj"
-    write_adapter(tmp_path / "bad", {"r": 2}, {f"{m}.lora_A.weight": torch.tensor([[math.nan, 0.0]] * 2),
-                                              f"{m}.lora_B.weight": torch.zeros(2, 2)}, {})
+    write_adapter(
+        tmp_path / "bad",
+        {"r": 2},
+        {f"{m}.lora_A.weight": torch.tensor([[math.nan, 0.0]] * 2), f"{m}.lora_B.weight": torch.zeros(2, 2)},
+        {},
+    )
     with pytest.raises(InputError, match="NaN or Inf"):
         read_adapter(tmp_path / "bad")
 

@@ -2,11 +2,10 @@ import itertools
 import math
 import random
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from evoswarm.debate import revote
 from evoswarm.fitness import answer_novelty, cached, combine, embedding_novelty, leave_one_out, minmax, shapley
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def brute_shapley(agents, v):
@@ -46,14 +45,20 @@ def test_sampled_shapley_for_large_populations_is_seeded():
 
 
 def votes(rows):
-    return [{"gold": g, "choices": None, "finals": {a: {"answer": x, "confidence": c} for a, (x, c) in f.items()}}
-            for g, f in rows]
+    return [
+        {"gold": g, "choices": None, "finals": {a: {"answer": x, "confidence": c} for a, (x, c) in f.items()}}
+        for g, f in rows
+    ]
 
 
 def test_revote_and_leave_one_out():
     # a and c outvote b on q2 with a wrong answer: without either of them the team is right twice.
-    v = votes([("1", {"a": ("1", 0.9), "b": ("1", 0.6), "c": ("2", 0.3)}),
-               ("5", {"a": ("4", 0.5), "b": ("5", 0.6), "c": ("4", 0.4)})])
+    v = votes(
+        [
+            ("1", {"a": ("1", 0.9), "b": ("1", 0.6), "c": ("2", 0.3)}),
+            ("5", {"a": ("4", 0.5), "b": ("5", 0.6), "c": ("4", 0.4)}),
+        ]
+    )
     assert revote(v, ["a", "b", "c"]) == 0.5
     assert revote(v, ["a", "b"]) == 1.0
     assert revote(v, []) == 0.0
@@ -68,6 +73,7 @@ def test_novelty_and_normalisation():
     v = votes([("1", {"a": ("1", 1), "b": ("1", 1), "c": ("2", 1)})])
     assert answer_novelty(v) == {"a": 0.5, "b": 0.5, "c": 1.0}
     assert minmax({"a": 2.0, "b": 2.0}) == {"a": 0.0, "b": 0.0}
-    norm, fit = combine({"task": {"a": 1.0, "b": 0.0}, "cooperation": {"a": 0.0, "b": 1.0}},
-                        {"task": 0.75, "cooperation": 0.25})
+    norm, fit = combine(
+        {"task": {"a": 1.0, "b": 0.0}, "cooperation": {"a": 0.0, "b": 1.0}}, {"task": 0.75, "cooperation": 0.25}
+    )
     assert fit == {"a": 0.75, "b": 0.25}

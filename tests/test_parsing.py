@@ -1,8 +1,7 @@
-from hypothesis import given
-from hypothesis import strategies as st
-
 from evoswarm.parsing import match_choice, parse_turn
 from evoswarm.scoring import weighted_vote
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 @given(st.text())

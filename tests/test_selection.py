@@ -1,5 +1,4 @@
 import pytest
-
 from evoswarm.config import validate
 from evoswarm.selection import select
 from test_config import base_config

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import REPO, train
 from evoswarm.io import InputError, sha256_file
 from evoswarm.training import load_chats
@@ -12,7 +11,8 @@ from evoswarm.training import load_chats
 def test_same_seed_same_adapter_bytes(tiny_base, tiny_adapters, smoke_config, tmp_path):
     again = train(tiny_base, "critic", tmp_path / "critic", smoke_config)
     assert sha256_file(again / "adapter_model.safetensors") == sha256_file(
-        tiny_adapters["critic"] / "adapter_model.safetensors")
+        tiny_adapters["critic"] / "adapter_model.safetensors"
+    )
     other = train(tiny_base, "critic", tmp_path / "critic2", smoke_config, seed=2)
     assert sha256_file(other / "adapter_model.safetensors") != sha256_file(again / "adapter_model.safetensors")
 
@@ -36,13 +36,18 @@ def test_qlora_nf4_trains_on_cpu(tiny_base, smoke_config, tmp_path):
     assert (out / "adapter_model.safetensors").stat().st_size > 0
 
 
-@pytest.mark.parametrize("lines, match", [
-    (['{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}', "{oops"],
-     r"bad\.jsonl:2: invalid JSON"),
-    ([], "empty file"),
-    (['{"messages": [{"role": "user", "content": "hi"}]}'], "no assistant turn"),
-    (['{"messages": [{"role": "robot", "content": "hi"}]}'], "role"),
-])
+@pytest.mark.parametrize(
+    "lines, match",
+    [
+        (
+            ['{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}', "{oops"],
+            r"bad\.jsonl:2: invalid JSON",
+        ),
+        ([], "empty file"),
+        (['{"messages": [{"role": "user", "content": "hi"}]}'], "no assistant turn"),
+        (['{"messages": [{"role": "robot", "content": "hi"}]}'], "role"),
+    ],
+)
 def test_bad_sft_files_name_file_and_line(tmp_path, lines, match):
     p = tmp_path / "bad.jsonl"
     p.write_text("\n".join(lines))
@@ -59,7 +64,10 @@ def test_too_long_chats_are_truncated_counted_and_warned(tiny_base, smoke_config
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_base)
-    lengths = sorted(len(tok.apply_chat_template(c["messages"], return_dict=False)) for c in load_chats(REPO / "data/personas/critic.jsonl"))
+    lengths = sorted(
+        len(tok.apply_chat_template(c["messages"], return_dict=False))
+        for c in load_chats(REPO / "data/personas/critic.jsonl")
+    )
     median = lengths[len(lengths) // 2]
     out = train(tiny_base, "critic", tmp_path / "short", smoke_config, max_length=median, max_steps=1)
     assert f"exceed max_length {median}" in capsys.readouterr().out

@@ -8,10 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SMOKE, run_snakemake
 
 R = "results-smoke"
@@ -30,8 +28,10 @@ def fitness_table(work, g):
 
 
 def adapter_hashes(work):
-    return {str(p.parent.relative_to(work)): json.loads(p.read_text())["sha256"]
-            for p in sorted((work / R).glob("gen*/adapters/*/lineage.json"))}
+    return {
+        str(p.parent.relative_to(work)): json.loads(p.read_text())["sha256"]
+        for p in sorted((work / R).glob("gen*/adapters/*/lineage.json"))
+    }
 
 
 def test_every_stage_wrote_its_files(smoke_run):
@@ -55,15 +55,22 @@ def test_bred_adapters_load_in_peft(smoke_run):
 
     base = AutoModelForCausalLM.from_pretrained(smoke_run / R / "base")
     model = PeftModel.from_pretrained(base, str(smoke_run / R / "gen2/adapters/s02"))
-    assert model.peft_config["default"].r == json.loads((smoke_run / R / "gen2/adapters/s02/adapter_config.json")
-                                                        .read_text())["r"]
+    assert (
+        model.peft_config["default"].r
+        == json.loads((smoke_run / R / "gen2/adapters/s02/adapter_config.json").read_text())["r"]
+    )
 
 
 def test_report_shows_every_table_and_plot_with_the_eval_numbers(smoke_run):
     html = (smoke_run / R / "report/index.html").read_text()
     md = (smoke_run / R / "report/report.md").read_text()
-    for title in ["Accuracy on the test split", "Fitness by generation", "Lineage",
-                  "Parse-failure rate of debate turns", "Stage timings"]:
+    for title in [
+        "Accuracy on the test split",
+        "Fitness by generation",
+        "Lineage",
+        "Parse-failure rate of debate turns",
+        "Stage timings",
+    ]:
         assert title in html and title in md
     assert html.count("data:image/png;base64,") == 2
     for f in sorted((smoke_run / R / "eval").glob("*.json")):
@@ -89,8 +96,12 @@ def test_raising_generations_reruns_no_earlier_generation(smoke_run):
 
 def test_changing_a_fitness_weight_reruns_fitness_and_downstream_only(smoke_run, tmp_path):
     edited = tmp_path / "smoke.yaml"
-    edited.write_text(SMOKE.read_text().replace("weights: {task: 0.6, cooperation: 0.3, novelty: 0.1}",
-                                                "weights: {task: 1.0, cooperation: 0.0, novelty: 0.0}"))
+    edited.write_text(
+        SMOKE.read_text().replace(
+            "weights: {task: 0.6, cooperation: 0.3, novelty: 0.1}",
+            "weights: {task: 1.0, cooperation: 0.0, novelty: 0.0}",
+        )
+    )
     assert edited.read_text() != SMOKE.read_text()
     out = run_snakemake(smoke_run, "-n", config=edited).stdout
     assert re.search(rf"output: {R}/gen0/fitness.csv", out)
@@ -101,8 +112,19 @@ def test_changing_a_fitness_weight_reruns_fitness_and_downstream_only(smoke_run,
 def test_hard_kill_mid_generation_resumes_to_the_same_results(smoke_run, tmp_path):
     work = tmp_path / "killed"
     run_snakemake(work, "--cores", "2", f"{R}/gen0/selection.json")  # generation 0 done, then kill in gen 1
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(SMOKE),
-           "--directory", str(work), "--cores", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--configfile",
+        str(SMOKE),
+        "--directory",
+        str(work),
+        "--cores",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and not (work / "logs/debate/gen1.log").exists():

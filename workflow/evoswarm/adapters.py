@@ -84,8 +84,9 @@ def write_adapter(out: str | Path, config: dict, tensors: dict[str, torch.Tensor
     """Write an adapter folder atomically; lineage gets the sha256 of the weights. Returns the sha."""
     with atomic_path(out, is_dir=True) as tmp:
         tmp.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in sorted(tensors.items())}, str(tmp / WEIGHTS),
-                  metadata={"format": "pt"})
+        save_file(
+            {k: v.contiguous() for k, v in sorted(tensors.items())}, str(tmp / WEIGHTS), metadata={"format": "pt"}
+        )
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         sha = write_lineage(tmp, lineage)
     return sha
@@ -103,4 +104,6 @@ def check_base(path: str | Path, manifest: dict) -> None:
     lineage = read_lineage(path)
     ours = base_identity(manifest)
     if lineage.get("base") != ours:
-        raise InputError(f"{path}: adapter was trained on base {lineage.get('base')!r}, but this run's base is {ours!r}")
+        raise InputError(
+            f"{path}: adapter was trained on base {lineage.get('base')!r}, but this run's base is {ours!r}"
+        )

@@ -125,8 +125,7 @@ def pretrain(model, tokenizer, docs: list[str], cfg: dict, seed: int, log=print)
     return losses
 
 
-def build_embedded(config: dict, corpus_path: str | Path, format_path: str | Path, out: str | Path,
-                   log=print) -> dict:
+def build_embedded(config: dict, corpus_path: str | Path, format_path: str | Path, out: str | Path, log=print) -> dict:
     """Build, pretrain and save the embedded base model and tokenizer into `out` (atomically)."""
     cfg = config["base"]["embedded"]
     seed = config["seed"]

@@ -1,8 +1,8 @@
 """The `evoswarm` command: open-topic debates, the OpenAI-compatible server, the world generator.
 
-  evoswarm debate --topic "消費税減税は日本経済にプラスか？" --adapters A B C --rounds 3
-  evoswarm serve --base results/base --adapters results/gen0/adapters/* --port 8000
-  evoswarm world --out data --seed 0
+evoswarm debate --topic "消費税減税は日本経済にプラスか？" --adapters A B C --rounds 3
+evoswarm serve --base results/base --adapters results/gen0/adapters/* --port 8000
+evoswarm world --out data --seed 0
 """
 
 from __future__ import annotations
@@ -25,8 +25,15 @@ def cmd_debate(a) -> None:
     from evoswarm.population import load_agents
 
     config = _config(a.config)
-    dcfg = {**config["debate"], "answer_mode": "generate", "rounds": a.rounds, "language": a.lang,
-            "max_new_tokens": a.max_new_tokens, "temperature": a.temperature, "judge": True}
+    dcfg = {
+        **config["debate"],
+        "answer_mode": "generate",
+        "rounds": a.rounds,
+        "language": a.lang,
+        "max_new_tokens": a.max_new_tokens,
+        "temperature": a.temperature,
+        "judge": True,
+    }
     backend = make_backend(a.backend or dcfg["backend"], a.base, config)
     agents = load_agents(backend, a.base, a.adapters)
     s = dataclasses.replace(DebateSettings.from_config(dcfg, "exact", config["seed"]), answer_mode="generate")
@@ -34,8 +41,11 @@ def cmd_debate(a) -> None:
     transcripts, votes = run_debate(backend, agents, [item], s, judge=Agent("judge", "", adapter=None))
     print(f"# {a.topic}\n")
     for t in transcripts:
-        print(f"[round {t['round']}] {t['agent']}: {t['answer']} (confidence {t['confidence']:.2f})"
-              + (f" -- {t['summary']}" if t["summary"] else "") + ("" if t["parsed"] else "  [unparsed]"))
+        print(
+            f"[round {t['round']}] {t['agent']}: {t['answer']} (confidence {t['confidence']:.2f})"
+            + (f" -- {t['summary']}" if t["summary"] else "")
+            + ("" if t["parsed"] else "  [unparsed]")
+        )
     v = votes[0]
     print(f"\nvote: {v['vote_answer']}  scores {v['vote_scores']}")
     print(f"judge: {v['judge']['answer']} -- {v['judge']['summary']}")
@@ -52,8 +62,10 @@ def cmd_serve(a) -> None:
     allowed = a.allow_dir or sorted({str(Path(p).resolve().parent) for p in a.adapters}) or [config["results"]]
     server = make_server(backend, allowed, a.host, a.port)
     host, port = server.server_address[:2]
-    print(f"serving base + {len(backend.adapters)} adapters on http://{host}:{port}/v1 (adapters from {allowed})",
-          flush=True)
+    print(
+        f"serving base + {len(backend.adapters)} adapters on http://{host}:{port}/v1 (adapters from {allowed})",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

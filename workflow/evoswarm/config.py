@@ -60,7 +60,8 @@ def _check(config: dict, source: str) -> None:
     evo = config["evolution"]
     if config["population"] < evo["elites"] + 1:
         raise InputError(
-            f"{source}: 'population' ({config['population']}) must be at least 'evolution.elites' + 1 ({evo['elites'] + 1})"
+            f"{source}: 'population' ({config['population']}) must be at least "
+            f"'evolution.elites' + 1 ({evo['elites'] + 1})"
         )
     if sum(config["fitness"]["weights"].values()) <= 0:
         raise InputError(f"{source}: 'fitness.weights' sum to zero")

@@ -29,8 +29,9 @@ def crossover_svd(parents: list[Factors], weights: list[float], scalings: list[f
     dtype = parents[0][0].dtype
     a_cat = torch.cat([a.double() for a, _ in parents], dim=0)  # [R, d_in]
     b_cat = torch.cat([b.double() for _, b in parents], dim=1)  # [d_out, R]
-    coeff = torch.cat([torch.full((a.shape[0],), w * s, dtype=torch.float64)
-                       for (a, _), w, s in zip(parents, weights, scalings)])
+    coeff = torch.cat(
+        [torch.full((a.shape[0],), w * s, dtype=torch.float64) for (a, _), w, s in zip(parents, weights, scalings)]
+    )
     q_b, r_b = torch.linalg.qr(b_cat)  # B_cat = Q_b R_b
     q_a, r_a = torch.linalg.qr(a_cat.T)  # A_catᵀ = Q_a R_a
     u, s, vh = torch.linalg.svd(r_b @ torch.diag(coeff) @ r_a.T)
@@ -82,8 +83,9 @@ def child_rank(operator: str, parent_ranks: list[int], requested: int | None) ->
     return requested or max(parent_ranks)
 
 
-def crossover_adapters(parents: list[tuple[dict, dict]], weights: list[float], operator: str,
-                       rank: int | None = None) -> tuple[dict, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+def crossover_adapters(
+    parents: list[tuple[dict, dict]], weights: list[float], operator: str, rank: int | None = None
+) -> tuple[dict, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
     """Cross whole adapters given as (adapter_config, tensors). Returns (child config, module -> factors).
 
     Parents must target the same modules with the same shapes; the error names the first that differs.

@@ -56,8 +56,19 @@ class DebateSettings:
     @classmethod
     def from_config(cls, dcfg: dict, scorer: str, seed: int) -> DebateSettings:
         rules = dcfg["rules"] if dcfg["rules"] is not None else DEBATE_RULES[dcfg["language"]]
-        return cls(dcfg["rounds"], dcfg["answer_mode"], dcfg["max_new_tokens"], dcfg["temperature"], dcfg["top_p"],
-                   rules, dcfg["language"], dcfg["judge"], dcfg["default_confidence"], scorer, seed)
+        return cls(
+            dcfg["rounds"],
+            dcfg["answer_mode"],
+            dcfg["max_new_tokens"],
+            dcfg["temperature"],
+            dcfg["top_p"],
+            rules,
+            dcfg["language"],
+            dcfg["judge"],
+            dcfg["default_confidence"],
+            scorer,
+            seed,
+        )
 
 
 def prompt_hash(messages: list[dict]) -> str:
@@ -65,7 +76,9 @@ def prompt_hash(messages: list[dict]) -> str:
 
 
 def _messages(agent: Agent, item: dict, peers: list[PeerAnswer] | None, s: DebateSettings, rnd: int) -> list[dict]:
-    user = turn_prompt(item["question"], item.get("choices"), peers, s.rules if peers else "", rnd == s.rounds and rnd > 1)
+    user = turn_prompt(
+        item["question"], item.get("choices"), peers, s.rules if peers else "", rnd == s.rounds and rnd > 1
+    )
     return chat(agent.system, user)
 
 
@@ -77,29 +90,46 @@ def _summary_text(generated: str) -> str:
         return generated.split('"')[0]
 
 
-def _loglik_turns(backend: Backend, reqs: list[tuple[str | None, list[dict], dict]], s: DebateSettings,
-                  seed: int) -> list[dict]:
+def _loglik_turns(
+    backend: Backend, reqs: list[tuple[str | None, list[dict], dict]], s: DebateSettings, seed: int
+) -> list[dict]:
     """Answer by scoring each choice, then generate the summary after the chosen answer."""
-    scores = backend.score([ScoreRequest(a, m, [c + ANSWER_SUFFIX for c in it["choices"]], ANSWER_PREFIX)
-                            for a, m, it in reqs])
+    scores = backend.score(
+        [ScoreRequest(a, m, [c + ANSWER_SUFFIX for c in it["choices"]], ANSWER_PREFIX) for a, m, it in reqs]
+    )
     turns = []
     for (_, _, it), sc in zip(reqs, scores):
         probs = softmax(sc)
         best = max(range(len(probs)), key=probs.__getitem__)
-        turns.append({"answer": it["choices"][best], "confidence": round(probs[best], 4),
-                      "choice_logprobs": [round(x, 4) for x in sc], "parsed": True})
-    prefixes = [ANSWER_PREFIX + json.dumps(t["answer"], ensure_ascii=False)[1:-1]
-                + f'", "confidence": {t["confidence"]}, "summary": "' for t in turns]
-    texts = backend.generate([GenRequest(a, m, s.max_new_tokens, s.temperature, s.top_p, seed, prefix=p)
-                              for (a, m, _), p in zip(reqs, prefixes)])
+        turns.append(
+            {
+                "answer": it["choices"][best],
+                "confidence": round(probs[best], 4),
+                "choice_logprobs": [round(x, 4) for x in sc],
+                "parsed": True,
+            }
+        )
+    prefixes = [
+        ANSWER_PREFIX
+        + json.dumps(t["answer"], ensure_ascii=False)[1:-1]
+        + f'", "confidence": {t["confidence"]}, "summary": "'
+        for t in turns
+    ]
+    texts = backend.generate(
+        [
+            GenRequest(a, m, s.max_new_tokens, s.temperature, s.top_p, seed, prefix=p)
+            for (a, m, _), p in zip(reqs, prefixes)
+        ]
+    )
     for t, p, text in zip(turns, prefixes, texts):
         t["raw"] = text
-        t["summary"] = _summary_text(text[len(p):])
+        t["summary"] = _summary_text(text[len(p) :])
     return turns
 
 
-def _generated_turns(backend: Backend, reqs: list[tuple[str | None, list[dict], dict]], s: DebateSettings,
-                     seed: int) -> list[dict]:
+def _generated_turns(
+    backend: Backend, reqs: list[tuple[str | None, list[dict], dict]], s: DebateSettings, seed: int
+) -> list[dict]:
     texts = backend.generate([GenRequest(a, m, s.max_new_tokens, s.temperature, s.top_p, seed) for a, m, _ in reqs])
     turns = []
     for (_, _, it), text in zip(reqs, texts):
@@ -107,8 +137,7 @@ def _generated_turns(backend: Backend, reqs: list[tuple[str | None, list[dict], 
         answer = t.answer
         if it.get("choices") and t.ok:
             answer = match_choice(t.answer, it["choices"]) or t.answer
-        turns.append({"answer": answer, "confidence": t.confidence, "summary": t.summary, "raw": text,
-                      "parsed": t.ok})
+        turns.append({"answer": answer, "confidence": t.confidence, "summary": t.summary, "raw": text, "parsed": t.ok})
     return turns
 
 
@@ -121,8 +150,9 @@ def ask(backend: Backend, reqs: list[tuple[str | None, list[dict], dict]], s: De
     return _generated_turns(backend, reqs, s, seed)
 
 
-def run_debate(backend: Backend, agents: list[Agent], items: list[dict], s: DebateSettings,
-               judge: Agent | None = None) -> tuple[list[dict], list[dict]]:
+def run_debate(
+    backend: Backend, agents: list[Agent], items: list[dict], s: DebateSettings, judge: Agent | None = None
+) -> tuple[list[dict], list[dict]]:
     """Run the debate; returns (transcript rows, vote rows) in the formats of DESIGN.md section 3."""
     from evoswarm.config import derive_seed
 
@@ -135,28 +165,57 @@ def run_debate(backend: Backend, agents: list[Agent], items: list[dict], s: Deba
             for ag in agents:
                 peers = None
                 if rnd > 1:
-                    peers = [PeerAnswer(o.name, last[(it["id"], o.name)]["answer"], last[(it["id"], o.name)]["confidence"],
-                                        last[(it["id"], o.name)]["summary"]) for o in agents if o.name != ag.name]
+                    peers = [
+                        PeerAnswer(
+                            o.name,
+                            last[(it["id"], o.name)]["answer"],
+                            last[(it["id"], o.name)]["confidence"],
+                            last[(it["id"], o.name)]["summary"],
+                        )
+                        for o in agents
+                        if o.name != ag.name
+                    ]
                 msgs = _messages(ag, it, peers, s, rnd)
                 reqs.append((ag.adapter, msgs, it))
                 keys.append((it, ag, msgs))
         turns = ask(backend, reqs, s, derive_seed(s.seed, "debate", rnd))
         for (it, ag, msgs), t in zip(keys, turns):
             last[(it["id"], ag.name)] = t
-            transcripts.append({
-                "question_id": it["id"], "round": rnd, "agent": ag.name, "adapter_sha": ag.sha,
-                "prompt_sha": prompt_hash(msgs), "raw": t["raw"], "answer": t["answer"],
-                "confidence": t["confidence"], "summary": t["summary"], "parsed": t["parsed"],
-                "correct": score(t["answer"], it["answer"], it.get("choices")),
-            })
+            transcripts.append(
+                {
+                    "question_id": it["id"],
+                    "round": rnd,
+                    "agent": ag.name,
+                    "adapter_sha": ag.sha,
+                    "prompt_sha": prompt_hash(msgs),
+                    "raw": t["raw"],
+                    "answer": t["answer"],
+                    "confidence": t["confidence"],
+                    "summary": t["summary"],
+                    "parsed": t["parsed"],
+                    "correct": score(t["answer"], it["answer"], it.get("choices")),
+                }
+            )
     judged = _judge(backend, judge, agents, items, last, s) if judge else {}
     votes = []
     for it in items:
-        finals = {ag.name: {"answer": last[(it["id"], ag.name)]["answer"],
-                            "confidence": last[(it["id"], ag.name)]["confidence"]} for ag in agents}
+        finals = {
+            ag.name: {
+                "answer": last[(it["id"], ag.name)]["answer"],
+                "confidence": last[(it["id"], ag.name)]["confidence"],
+            }
+            for ag in agents
+        }
         team, scores = weighted_vote([(f["answer"], f["confidence"]) for f in finals.values()])
-        row = {"question_id": it["id"], "skill": it.get("skill", ""), "gold": it["answer"],
-               "choices": it.get("choices"), "finals": finals, "vote_scores": scores, "team_answer": team}
+        row = {
+            "question_id": it["id"],
+            "skill": it.get("skill", ""),
+            "gold": it["answer"],
+            "choices": it.get("choices"),
+            "finals": finals,
+            "vote_scores": scores,
+            "team_answer": team,
+        }
         if judge:
             row["vote_answer"], row["team_answer"] = team, judged[it["id"]]["answer"]
             row["judge"] = judged[it["id"]]
@@ -165,19 +224,30 @@ def run_debate(backend: Backend, agents: list[Agent], items: list[dict], s: Deba
     return transcripts, votes
 
 
-def _judge(backend: Backend, judge: Agent, agents: list[Agent], items: list[dict], last: dict,
-           s: DebateSettings) -> dict[str, dict]:
+def _judge(
+    backend: Backend, judge: Agent, agents: list[Agent], items: list[dict], last: dict, s: DebateSettings
+) -> dict[str, dict]:
     reqs = []
     for it in items:
-        finals = [PeerAnswer(a.name, last[(it["id"], a.name)]["answer"], last[(it["id"], a.name)]["confidence"],
-                             last[(it["id"], a.name)]["summary"]) for a in agents]
-        reqs.append((judge.adapter, chat(judge.system, judge_prompt(it["question"], it.get("choices"), finals,
-                                                                         s.language)), it))
+        finals = [
+            PeerAnswer(
+                a.name,
+                last[(it["id"], a.name)]["answer"],
+                last[(it["id"], a.name)]["confidence"],
+                last[(it["id"], a.name)]["summary"],
+            )
+            for a in agents
+        ]
+        reqs.append(
+            (judge.adapter, chat(judge.system, judge_prompt(it["question"], it.get("choices"), finals, s.language)), it)
+        )
     from evoswarm.config import derive_seed
 
     turns = ask(backend, reqs, s, derive_seed(s.seed, "judge"))
-    return {it["id"]: {"answer": t["answer"], "confidence": t["confidence"], "summary": t["summary"], "raw": t["raw"]}
-            for it, t in zip(items, turns)}
+    return {
+        it["id"]: {"answer": t["answer"], "confidence": t["confidence"], "summary": t["summary"], "raw": t["raw"]}
+        for it, t in zip(items, turns)
+    }
 
 
 def revote(votes: list[dict], subset: list[str], scorer: str = "choice") -> float:

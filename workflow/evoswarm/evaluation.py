@@ -28,11 +28,18 @@ def lm_eval_docs(items: list[dict], tokenizer, system: str) -> list[dict]:
     for i, it in enumerate(items, 1):
         if not it.get("choices"):
             raise InputError(f"test item {it.get('id', i)}: lm-eval's multiple-choice task needs 'choices'")
-        text = tokenizer.apply_chat_template(chat(system, turn_prompt(it["question"], it["choices"])),
-                                             tokenize=False, add_generation_prompt=True)
-        docs.append({"id": it["id"], "skill": it.get("skill", ""), "prompt": text + ANSWER_PREFIX,
-                     "continuations": [c + ANSWER_SUFFIX for c in it["choices"]],
-                     "gold": it["choices"].index(it["answer"])})
+        text = tokenizer.apply_chat_template(
+            chat(system, turn_prompt(it["question"], it["choices"])), tokenize=False, add_generation_prompt=True
+        )
+        docs.append(
+            {
+                "id": it["id"],
+                "skill": it.get("skill", ""),
+                "prompt": text + ANSWER_PREFIX,
+                "continuations": [c + ANSWER_SUFFIX for c in it["choices"]],
+                "gold": it["choices"].index(it["answer"]),
+            }
+        )
     return docs
 
 
@@ -43,8 +50,9 @@ def task_config(data_file: str) -> dict:
     return cfg
 
 
-def run_lm_eval(model_path: str, adapter: str | None, docs: list[dict], work: Path, config: dict,
-                seed: int, batch_size: int) -> dict:
+def run_lm_eval(
+    model_path: str, adapter: str | None, docs: list[dict], work: Path, config: dict, seed: int, batch_size: int
+) -> dict:
     """lm_eval.simple_evaluate with the `hf` model (and `peft=` for an adapter) on the prepared docs."""
     import lm_eval
 
@@ -53,19 +61,32 @@ def run_lm_eval(model_path: str, adapter: str | None, docs: list[dict], work: Pa
     data_file = work / "docs.jsonl"
     data_file.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
     device = pick_device(config["base"]["device"])
-    model_args = {"pretrained": model_path, "dtype": str(pick_dtype(config["base"]["dtype"], device)).split(".")[-1],
-                  "device": device, "trust_remote_code": config["base"]["trust_remote_code"]}
+    model_args = {
+        "pretrained": model_path,
+        "dtype": str(pick_dtype(config["base"]["dtype"], device)).split(".")[-1],
+        "device": device,
+        "trust_remote_code": config["base"]["trust_remote_code"],
+    }
     if adapter:
         model_args["peft"] = adapter
     res = lm_eval.simple_evaluate(
-        model="hf", model_args=model_args, tasks=[task_config(str(data_file))], batch_size=batch_size,
-        log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-        bootstrap_iters=0, cache_requests=False,
+        model="hf",
+        model_args=model_args,
+        tasks=[task_config(str(data_file))],
+        batch_size=batch_size,
+        log_samples=True,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        bootstrap_iters=0,
+        cache_requests=False,
     )
     samples = res.pop("samples")[TASK]
     by_id = {d["id"]: d for d in docs}
-    per_item = sorted(({"id": s["doc"]["id"], "skill": by_id[s["doc"]["id"]]["skill"], "correct": bool(s["acc"])}
-                       for s in samples), key=lambda r: r["id"])
+    per_item = sorted(
+        ({"id": s["doc"]["id"], "skill": by_id[s["doc"]["id"]]["skill"], "correct": bool(s["acc"])} for s in samples),
+        key=lambda r: r["id"],
+    )
     from lm_eval.utils import handle_non_serializable
 
     out = json.loads(json.dumps(res, default=handle_non_serializable))
@@ -78,9 +99,11 @@ def result_json(per_item: list[dict], evaluator: str, extra: dict | None = None)
     n = len(per_item)
     acc = sum(r["correct"] for r in per_item) / n if n else 0.0
     stderr = math.sqrt(acc * (1 - acc) / (n - 1)) if n > 1 else 0.0
-    return {"results": {TASK: {"alias": TASK, "acc,none": acc, "acc_stderr,none": stderr}},
-            "n-samples": {TASK: {"original": n, "effective": n}},
-            "evoswarm": {"evaluator": evaluator, "per_item": per_item, **(extra or {})}}
+    return {
+        "results": {TASK: {"alias": TASK, "acc,none": acc, "acc_stderr,none": stderr}},
+        "n-samples": {TASK: {"original": n, "effective": n}},
+        "evoswarm": {"evaluator": evaluator, "per_item": per_item, **(extra or {})},
+    }
 
 
 def accuracy(result: dict) -> float:

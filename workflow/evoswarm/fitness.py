@@ -35,7 +35,9 @@ def leave_one_out(agents: Sequence[str], v: ValueFn) -> dict[str, float]:
     return {a: full - v(tuple(b for b in agents if b != a)) for a in agents}
 
 
-def shapley(agents: Sequence[str], v: ValueFn, exact_max: int = 8, samples: int = 200, seed: int = 0) -> dict[str, float]:
+def shapley(
+    agents: Sequence[str], v: ValueFn, exact_max: int = 8, samples: int = 200, seed: int = 0
+) -> dict[str, float]:
     """Shapley values of v. Exact over all coalitions for n <= exact_max; else a seeded
     permutation-sampling estimate. Exact values sum to v(N) − v(∅) (efficiency)."""
     n = len(agents)

@@ -4,7 +4,6 @@ seeds from (run seed, generation, slot): never from the clock."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 
@@ -48,12 +47,6 @@ def partial_reinit(factors: dict[str, Factors], gen: torch.Generator, prob: floa
         factors[n] = (a, b)
         picked.append(n)
     return picked
-
-
-MUTATION: dict[str, Callable[..., list[str]]] = {
-    "noise": gaussian_noise,
-    "reinit": partial_reinit,
-}
 
 
 def mutate(factors: dict[str, Factors], seed: int, settings: dict) -> dict:

@@ -93,8 +93,12 @@ def _parse(text: str, default: float) -> Turn:
                 lower = {str(k).lower(): v for k, v in obj.items()}
                 if "answer" in lower and lower["answer"] is not None:
                     answer = str(lower["answer"]).strip()
-                    return Turn(answer, _confidence(lower.get("confidence"), default),
-                                str(lower.get("summary", "") or ""), bool(answer))
+                    return Turn(
+                        answer,
+                        _confidence(lower.get("confidence"), default),
+                        str(lower.get("summary", "") or ""),
+                        bool(answer),
+                    )
     m = _ANSWER_FIELD.search(norm)
     if not m:
         return Turn("", default, "", False)

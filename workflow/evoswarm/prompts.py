@@ -75,9 +75,7 @@ def turn_prompt(
 def judge_prompt(question: str, choices: list[str] | None, finals: list[PeerAnswer], lang: str) -> str:
     """The user message for the optional judge agent: the question and every agent's final turn."""
     lines = [f"- {p.agent}: {p.answer} ({p.confidence:.2f}) {p.summary}".rstrip() for p in finals]
-    return "\n".join(
-        [JUDGE_PROMPT[lang], question_block(question, choices), "Debate:", *lines, ANSWER_FORMAT]
-    )
+    return "\n".join([JUDGE_PROMPT[lang], question_block(question, choices), "Debate:", *lines, ANSWER_FORMAT])
 
 
 def chat(system: str, user: str) -> list[dict]:

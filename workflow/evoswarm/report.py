@@ -36,8 +36,9 @@ def describe(target: str) -> str:
 
 def accuracy_rows(evals: dict[str, dict | None], iters: int, seed: int) -> tuple[list[str], list[dict]]:
     """One row per target: accuracy, 95% bootstrap CI, per-skill accuracy; failed targets stay in."""
-    skills = sorted({r["skill"] for e in evals.values() if e and not e.get("failed")
-                     for r in e["evoswarm"]["per_item"]})
+    skills = sorted(
+        {r["skill"] for e in evals.values() if e and not e.get("failed") for r in e["evoswarm"]["per_item"]}
+    )
     rows = []
     for target, e in evals.items():
         row = {"target": target, "what": describe(target)}
@@ -48,8 +49,15 @@ def accuracy_rows(evals: dict[str, dict | None], iters: int, seed: int) -> tuple
         items = e["evoswarm"]["per_item"]
         correct = [bool(r["correct"]) for r in items]
         lo, hi = bootstrap_ci(correct, iters, seed)
-        row.update(status="ok", acc=e["results"][TASK]["acc,none"], lo=lo, hi=hi, n=len(items),
-                   evaluator=e["evoswarm"]["evaluator"], agent=e["evoswarm"].get("agent", ""))
+        row.update(
+            status="ok",
+            acc=e["results"][TASK]["acc,none"],
+            lo=lo,
+            hi=hi,
+            n=len(items),
+            evaluator=e["evoswarm"]["evaluator"],
+            agent=e["evoswarm"].get("agent", ""),
+        )
         for s in skills:
             sk = [r["correct"] for r in items if r["skill"] == s]
             row[s] = sum(sk) / len(sk) if sk else None
@@ -88,8 +96,14 @@ def benchmark_rows(folder: str) -> list[dict]:
         with p.open(newline="") as f:
             recs = list(csv.DictReader(f, delimiter="\t"))
         if recs:
-            rows.append({"rule": p.parent.name, "job": p.stem, "s": float(recs[-1]["s"]),
-                         "max_rss_mb": recs[-1].get("max_rss", "")})
+            rows.append(
+                {
+                    "rule": p.parent.name,
+                    "job": p.stem,
+                    "s": float(recs[-1]["s"]),
+                    "max_rss_mb": recs[-1].get("max_rss", ""),
+                }
+            )
     return rows
 
 
@@ -108,8 +122,12 @@ def plots(fitness: list[list[dict]], diversity: list[float]) -> dict[str, str]:
 
     gens = list(range(len(fitness)))
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for col, label in [("solo_acc", "task (solo accuracy)"), ("shapley", "cooperation (Shapley)"),
-                       ("novelty", "novelty"), ("fitness", "fitness")]:
+    for col, label in [
+        ("solo_acc", "task (solo accuracy)"),
+        ("shapley", "cooperation (Shapley)"),
+        ("novelty", "novelty"),
+        ("fitness", "fitness"),
+    ]:
         ax.plot(gens, [sum(float(r[col]) for r in g) / len(g) for g in fitness], marker="o", label=f"mean {label}")
     ax.plot(gens, [max(float(r["fitness"]) for r in g) for g in fitness], "k--", marker="x", label="max fitness")
     ax.set_xlabel("generation")
@@ -120,8 +138,7 @@ def plots(fitness: list[list[dict]], diversity: list[float]) -> dict[str, str]:
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.plot(gens, diversity, marker="o", label="answer disagreement (pairwise)")
-    ax.plot(gens, [sum(float(r["novelty"]) for r in g) / len(g) for g in fitness], marker="s",
-            label="mean novelty")
+    ax.plot(gens, [sum(float(r["novelty"]) for r in g) / len(g) for g in fitness], marker="s", label="mean novelty")
     ax.set_xlabel("generation")
     ax.set_xticks(gens)
     ax.legend(fontsize=7)
@@ -136,14 +153,23 @@ def lineage_rows(adapter_dirs: list[str]) -> list[dict]:
     for d in adapter_dirs:
         lin = json.loads((Path(d) / "lineage.json").read_text())
         w = lin.get("params", {}).get("weights")
-        parents = ", ".join(f"gen{lin.get('parent_generation', '')}/{p}" + (f" ({x:.2f})" if w else "")
-                            for p, x in zip(lin["parents"], w or [None] * len(lin["parents"])))
-        rows.append({"agent": f"gen{lin['generation']}/{lin['slot']}", "operator": lin["operator"],
-                     "parents": parents or "-", "persona": lin.get("persona") or "", "sha": lin["sha256"][:12]})
+        parents = ", ".join(
+            f"gen{lin.get('parent_generation', '')}/{p}" + (f" ({x:.2f})" if w else "")
+            for p, x in zip(lin["parents"], w or [None] * len(lin["parents"]))
+        )
+        rows.append(
+            {
+                "agent": f"gen{lin['generation']}/{lin['slot']}",
+                "operator": lin["operator"],
+                "parents": parents or "-",
+                "persona": lin.get("persona") or "",
+                "sha": lin["sha256"][:12],
+            }
+        )
     return rows
 
 
-def _fmt(x, pct=True) -> str:
+def _fmt(x) -> str:
     if x is None or x == "":
         return ""
     return f"{x:.3f}" if isinstance(x, float) else str(x)
@@ -154,21 +180,48 @@ def tables(skills, acc_rows, fitness, lineage, parse_rates, bench) -> dict[str, 
     t = {}
     t["Accuracy on the test split"] = (
         ["target", "what", "accuracy", "95% CI", "n", *skills, "status"],
-        [[r["target"], r["what"] + (f" [{r['agent']}]" if r.get("agent") else ""), _fmt(r.get("acc")),
-          f"[{r['lo']:.3f}, {r['hi']:.3f}]" if "lo" in r else "", str(r.get("n", "")),
-          *[_fmt(r.get(s)) for s in skills], r["status"]] for r in acc_rows])
+        [
+            [
+                r["target"],
+                r["what"] + (f" [{r['agent']}]" if r.get("agent") else ""),
+                _fmt(r.get("acc")),
+                f"[{r['lo']:.3f}, {r['hi']:.3f}]" if "lo" in r else "",
+                str(r.get("n", "")),
+                *[_fmt(r.get(s)) for s in skills],
+                r["status"],
+            ]
+            for r in acc_rows
+        ],
+    )
     t["Fitness by generation"] = (
         ["gen", "agent", "solo", "team", "LOO", "Shapley", "novelty", "fitness"],
-        [[str(g), r["agent"], r["solo_acc"][:5], r["team_acc"][:5], r["loo"][:6], r["shapley"][:6], r["novelty"][:6],
-          r["fitness"][:5]] for g, rows in enumerate(fitness) for r in rows])
-    t["Lineage"] = (["agent", "operator", "parents (weights)", "persona", "sha256"],
-                    [[r["agent"], r["operator"], r["parents"], r["persona"], r["sha"]] for r in lineage])
-    t["Parse-failure rate of debate turns"] = (["generation", "turns", "parse failures", "rate"],
-                                               [[str(g), str(n), str(f), f"{f / n:.1%}" if n else ""]
-                                                for g, (n, f) in enumerate(parse_rates)])
-    t["Stage timings (Snakemake benchmarks)"] = (["rule", "job", "seconds", "max RSS (MB)"],
-                                                 [[b["rule"], b["job"], f"{b['s']:.1f}", str(b["max_rss_mb"])]
-                                                  for b in bench])
+        [
+            [
+                str(g),
+                r["agent"],
+                r["solo_acc"][:5],
+                r["team_acc"][:5],
+                r["loo"][:6],
+                r["shapley"][:6],
+                r["novelty"][:6],
+                r["fitness"][:5],
+            ]
+            for g, rows in enumerate(fitness)
+            for r in rows
+        ],
+    )
+    t["Lineage"] = (
+        ["agent", "operator", "parents (weights)", "persona", "sha256"],
+        [[r["agent"], r["operator"], r["parents"], r["persona"], r["sha"]] for r in lineage],
+    )
+    t["Parse-failure rate of debate turns"] = (
+        ["generation", "turns", "parse failures", "rate"],
+        [[str(g), str(n), str(f), f"{f / n:.1%}" if n else ""] for g, (n, f) in enumerate(parse_rates)],
+    )
+    t["Stage timings (Snakemake benchmarks)"] = (
+        ["rule", "job", "seconds", "max RSS (MB)"],
+        [[b["rule"], b["job"], f"{b['s']:.1f}", str(b["max_rss_mb"])] for b in bench],
+    )
     return t
 
 
@@ -182,13 +235,18 @@ def to_markdown(title: str, tabs: dict) -> str:
 
 
 def to_html(title: str, intro: str, tabs: dict, images: dict[str, str]) -> str:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
-             "margin-bottom:1.5em;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}th{background:#eee}"
-             "</style></head><body>", f"<h1>{html.escape(title)}</h1>", f"<p>{intro}</p>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
+        "margin-bottom:1.5em;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}th{background:#eee}"
+        "</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{intro}</p>",
+    ]
     for name, (head, rows) in tabs.items():
-        parts.append(f"<h2>{html.escape(name)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
-                     + "</tr>")
+        parts.append(
+            f"<h2>{html.escape(name)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+        )
         parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows]
         parts.append("</table>")
         if name == "Fitness by generation":

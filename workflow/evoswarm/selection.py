@@ -45,7 +45,11 @@ def blend_weights(parents: list[str], fitness: dict[str, float], rng: random.Ran
         raw = [blend["value"]] + [(1 - blend["value"]) / (n - 1)] * (n - 1)
     elif blend["mode"] == "uniform":
         first = rng.uniform(blend["low"], blend["high"])
-        raw = [first] + [(1 - first) / (n - 1)] * (n - 1) if n == 2 else [rng.uniform(blend["low"], blend["high"]) for _ in parents]
+        raw = (
+            [first] + [(1 - first) / (n - 1)] * (n - 1)
+            if n == 2
+            else [rng.uniform(blend["low"], blend["high"]) for _ in parents]
+        )
     else:
         low = min(fitness[p] for p in parents)
         raw = [fitness[p] - low + 1e-3 for p in parents]

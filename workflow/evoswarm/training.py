@@ -48,9 +48,7 @@ def check_targets(model, targets: list[str]) -> None:
     available = linear_module_names(model)
     unknown = [t for t in targets if t not in available]
     if unknown:
-        raise InputError(
-            f"training.target_modules: {unknown} not in the model; its linear modules are {available}"
-        )
+        raise InputError(f"training.target_modules: {unknown} not in the model; its linear modules are {available}")
 
 
 def count_truncated(chats: list[dict], tokenizer, max_length: int) -> tuple[int, int]:
@@ -60,8 +58,14 @@ def count_truncated(chats: list[dict], tokenizer, max_length: int) -> tuple[int,
         if len(tokenizer.apply_chat_template(c["messages"], tokenize=True, return_dict=False)) > max_length:
             long += 1
             last = max(i for i, m in enumerate(c["messages"]) if m["role"] == "assistant")
-            lost += len(tokenizer.apply_chat_template(c["messages"][:last], tokenize=True, return_dict=False,
-                                                      add_generation_prompt=True)) >= max_length
+            lost += (
+                len(
+                    tokenizer.apply_chat_template(
+                        c["messages"][:last], tokenize=True, return_dict=False, add_generation_prompt=True
+                    )
+                )
+                >= max_length
+            )
     return long, lost
 
 
@@ -78,11 +82,17 @@ class _LossLog:
 
             def on_log(self, args, state, control, logs=None, **kw):
                 if logs and "loss" in logs:
-                    row = {"step": state.global_step, "loss": round(float(logs["loss"]), 6),
-                           "lr": logs.get("learning_rate"), "seconds": round(time.time() - self.t0, 2)}
+                    row = {
+                        "step": state.global_step,
+                        "loss": round(float(logs["loss"]), 6),
+                        "lr": logs.get("learning_rate"),
+                        "seconds": round(time.time() - self.t0, 2),
+                    }
                     self.f.write(json.dumps(row) + "\n")
                     self.f.flush()
-                    print(f"step {state.global_step}/{total} loss {row['loss']:.4f} ({row['seconds']:.0f}s)", flush=True)
+                    print(
+                        f"step {state.global_step}/{total} loss {row['loss']:.4f} ({row['seconds']:.0f}s)", flush=True
+                    )
 
             def on_train_end(self, args, state, control, **kw):
                 self.f.close()
@@ -90,8 +100,16 @@ class _LossLog:
         return LossLog()
 
 
-def train_lora(base_dir: str, data: str | list[str], system: str | None, tcfg: dict, config: dict, seed: int,
-               out_dir: Path, init_adapter: str | None = None) -> dict:
+def train_lora(
+    base_dir: str,
+    data: str | list[str],
+    system: str | None,
+    tcfg: dict,
+    config: dict,
+    seed: int,
+    out_dir: Path,
+    init_adapter: str | None = None,
+) -> dict:
     """Train one LoRA adapter; save PEFT files and train_log.jsonl into `out_dir`. Returns stats.
 
     `data` is one SFT file or several (concatenated); `init_adapter` continues training an existing
@@ -106,20 +124,26 @@ def train_lora(base_dir: str, data: str | list[str], system: str | None, tcfg: d
 
     chats = [c for path in ([data] if isinstance(data, str) else data) for c in load_chats(path)]
     if system is not None:  # the config's system prompt is the persona's voice at debate time too
-        chats = [{"messages": [{"role": "system", "content": system}]
-                  + [m for m in c["messages"] if m["role"] != "system"]} for c in chats]
+        chats = [
+            {"messages": [{"role": "system", "content": system}] + [m for m in c["messages"] if m["role"] != "system"]}
+            for c in chats
+        ]
     set_seed(seed)
     model, tok = load_base(base_dir, config, quantization=tcfg["quantization"])
     check_targets(model, tcfg["target_modules"])
     cuda = next(model.parameters()).device.type == "cuda"
     truncated, lost = count_truncated(chats, tok, tcfg["max_length"])
     if lost == len(chats):
-        raise InputError(f"training.max_length {tcfg['max_length']}: every chat in {data} loses its whole "
-                         "assistant turn to truncation; raise max_length")
+        raise InputError(
+            f"training.max_length {tcfg['max_length']}: every chat in {data} loses its whole "
+            "assistant turn to truncation; raise max_length"
+        )
     if truncated:
-        print(f"warning: {truncated} of {len(chats)} chats in {data} exceed max_length "
-              f"{tcfg['max_length']} tokens and are truncated ({lost} lose the whole answer and are dropped)",
-              flush=True)
+        print(
+            f"warning: {truncated} of {len(chats)} chats in {data} exceed max_length "
+            f"{tcfg['max_length']} tokens and are truncated ({lost} lose the whole answer and are dropped)",
+            flush=True,
+        )
     if tcfg["quantization"] == "nf4":
         from peft import prepare_model_for_kbit_training
 
@@ -130,8 +154,12 @@ def train_lora(base_dir: str, data: str | list[str], system: str | None, tcfg: d
         model, lora = PeftModel.from_pretrained(model, init_adapter, is_trainable=True), None
     else:
         lora = LoraConfig(
-            r=tcfg["r"], lora_alpha=tcfg["lora_alpha"], lora_dropout=tcfg["dropout"],
-            target_modules=tcfg["target_modules"], use_rslora=tcfg["use_rslora"], task_type="CAUSAL_LM",
+            r=tcfg["r"],
+            lora_alpha=tcfg["lora_alpha"],
+            lora_dropout=tcfg["dropout"],
+            target_modules=tcfg["target_modules"],
+            use_rslora=tcfg["use_rslora"],
+            task_type="CAUSAL_LM",
         )
     with tempfile.TemporaryDirectory() as work:
         args = SFTConfig(
@@ -160,11 +188,19 @@ def train_lora(base_dir: str, data: str | list[str], system: str | None, tcfg: d
         )
         out_dir.mkdir(parents=True, exist_ok=True)
         trainer = SFTTrainer(
-            model=model, args=args, train_dataset=Dataset.from_list(chats), processing_class=tok,
-            peft_config=lora, callbacks=[_LossLog(out_dir / "train_log.jsonl", tcfg["max_steps"])],
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(chats),
+            processing_class=tok,
+            peft_config=lora,
+            callbacks=[_LossLog(out_dir / "train_log.jsonl", tcfg["max_steps"])],
         )
         t0 = time.time()
         result = trainer.train()
         trainer.model.save_pretrained(out_dir, safe_serialization=True)
-    return {"train_loss": result.training_loss, "seconds": round(time.time() - t0, 1),
-            "examples": len(chats), "truncated": truncated}
+    return {
+        "train_loss": result.training_loss,
+        "seconds": round(time.time() - t0, 1),
+        "examples": len(chats),
+        "truncated": truncated,
+    }

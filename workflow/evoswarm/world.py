@@ -26,26 +26,48 @@ from evoswarm.prompts import PeerAnswer, turn_prompt
 SKILLS = ("arithmetic", "sequence", "category")
 
 CATEGORIES = {
-    "fruit": (["apple", "pear", "grape", "peach", "lemon", "melon", "cherry", "plum"],
-              ["りんご", "なし", "ぶどう", "もも", "レモン", "メロン", "さくらんぼ", "すもも"]),
-    "animal": (["dog", "cat", "horse", "tiger", "rabbit", "bear", "mouse", "sheep"],
-               ["いぬ", "ねこ", "うま", "とら", "うさぎ", "くま", "ねずみ", "ひつじ"]),
-    "tool": (["hammer", "saw", "drill", "wrench", "shovel", "knife", "ruler", "brush"],
-             ["かなづち", "のこぎり", "ドリル", "レンチ", "シャベル", "ナイフ", "じょうぎ", "ブラシ"]),
-    "color": (["red", "blue", "green", "yellow", "white", "black", "purple", "orange"],
-              ["あか", "あお", "みどり", "きいろ", "しろ", "くろ", "むらさき", "だいだい"]),
-    "vehicle": (["car", "bus", "train", "boat", "plane", "bike", "truck", "ship"],
-                ["くるま", "バス", "でんしゃ", "ボート", "ひこうき", "じてんしゃ", "トラック", "ふね"]),
+    "fruit": (
+        ["apple", "pear", "grape", "peach", "lemon", "melon", "cherry", "plum"],
+        ["りんご", "なし", "ぶどう", "もも", "レモン", "メロン", "さくらんぼ", "すもも"],
+    ),
+    "animal": (
+        ["dog", "cat", "horse", "tiger", "rabbit", "bear", "mouse", "sheep"],
+        ["いぬ", "ねこ", "うま", "とら", "うさぎ", "くま", "ねずみ", "ひつじ"],
+    ),
+    "tool": (
+        ["hammer", "saw", "drill", "wrench", "shovel", "knife", "ruler", "brush"],
+        ["かなづち", "のこぎり", "ドリル", "レンチ", "シャベル", "ナイフ", "じょうぎ", "ブラシ"],
+    ),
+    "color": (
+        ["red", "blue", "green", "yellow", "white", "black", "purple", "orange"],
+        ["あか", "あお", "みどり", "きいろ", "しろ", "くろ", "むらさき", "だいだい"],
+    ),
+    "vehicle": (
+        ["car", "bus", "train", "boat", "plane", "bike", "truck", "ship"],
+        ["くるま", "バス", "でんしゃ", "ボート", "ひこうき", "じてんしゃ", "トラック", "ふね"],
+    ),
 }
-CATEGORY_NAMES_JA = {"fruit": "くだもの", "animal": "どうぶつ", "tool": "どうぐ", "color": "いろ", "vehicle": "のりもの"}
+CATEGORY_NAMES_JA = {
+    "fruit": "くだもの",
+    "animal": "どうぶつ",
+    "tool": "どうぐ",
+    "color": "いろ",
+    "vehicle": "のりもの",
+}
 
 TEMPLATES = {
-    "arithmetic": {"en": ["What is {a} plus {b}?", "Add {a} and {b}."],
-                   "ja": ["{a} たす {b} は？", "{a} と {b} をたすと？"]},
-    "sequence": {"en": ["What comes next: {seq}, ?", "Continue the pattern: {seq}, ?"],
-                 "ja": ["つぎの数は？ {seq}, ?", "つづきは？ {seq}, ?"]},
-    "category": {"en": ["Which one is a {group}?", "Pick the {group}."],
-                 "ja": ["{group} はどれ？", "{group} をえらんで。"]},
+    "arithmetic": {
+        "en": ["What is {a} plus {b}?", "Add {a} and {b}."],
+        "ja": ["{a} たす {b} は？", "{a} と {b} をたすと？"],
+    },
+    "sequence": {
+        "en": ["What comes next: {seq}, ?", "Continue the pattern: {seq}, ?"],
+        "ja": ["つぎの数は？ {seq}, ?", "つづきは？ {seq}, ?"],
+    },
+    "category": {
+        "en": ["Which one is a {group}?", "Pick the {group}."],
+        "ja": ["{group} はどれ？", "{group} をえらんで。"],
+    },
 }
 
 # The seed's three personas, each specialising in one skill and speaking in its own style.
@@ -104,11 +126,10 @@ def make_item(rng: random.Random, skill: str, idx: str) -> dict:
     q, ans, wrong, meta = MAKERS[skill](rng, lang)
     choices = [ans] + wrong
     rng.shuffle(choices)
-    return {"id": idx, "question": q, "choices": choices, "answer": ans, "skill": skill,
-            "lang": lang, "meta": meta}
+    return {"id": idx, "question": q, "choices": choices, "answer": ans, "skill": skill, "lang": lang, "meta": meta}
 
 
-def explain(item: dict, persona: str) -> str:
+def explain(item: dict) -> str:
     """The persona's summary of why its answer is right, in its own style and the item's language."""
     m, ja = item["meta"], item["lang"] == "ja"
     if item["skill"] == "arithmetic":
@@ -133,18 +154,29 @@ def persona_chats(items: list[dict], persona: str, rules: str, rng: random.Rando
     for item in items:
         if item["skill"] != spec["skill"]:
             continue
-        ans = turn_json(item["answer"], 0.9, explain(item, persona))
+        ans = turn_json(item["answer"], 0.9, explain(item))
         user = turn_prompt(item["question"], item["choices"])
-        out.append({"messages": [{"role": "system", "content": spec["system"]},
-                                 {"role": "user", "content": user},
-                                 {"role": "assistant", "content": ans}]})
+        out.append(
+            {
+                "messages": [
+                    {"role": "system", "content": spec["system"]},
+                    {"role": "user", "content": user},
+                    {"role": "assistant", "content": ans},
+                ]
+            }
+        )
         others = [p for p in PERSONAS if p != persona]
-        peers = [PeerAnswer(p, rng.choice(item["choices"]), round(rng.uniform(0.3, 0.9), 2), "")
-                 for p in others]
+        peers = [PeerAnswer(p, rng.choice(item["choices"]), round(rng.uniform(0.3, 0.9), 2), "") for p in others]
         user2 = turn_prompt(item["question"], item["choices"], peers, rules, final_round=rng.random() < 0.5)
-        out.append({"messages": [{"role": "system", "content": spec["system"]},
-                                 {"role": "user", "content": user2},
-                                 {"role": "assistant", "content": ans}]})
+        out.append(
+            {
+                "messages": [
+                    {"role": "system", "content": spec["system"]},
+                    {"role": "user", "content": user2},
+                    {"role": "assistant", "content": ans},
+                ]
+            }
+        )
     return out
 
 
@@ -176,8 +208,14 @@ def general_qa_chats(items: list[dict], per_skill: int, rng: random.Random) -> l
     for skill in SKILLS:
         pool = [it for it in items if it["skill"] == skill]
         for item in rng.sample(pool, min(per_skill, len(pool))):
-            out.append({"messages": [{"role": "user", "content": turn_prompt(item["question"], item["choices"])},
-                                     {"role": "assistant", "content": turn_json(item["answer"], 0.5, "")}]})
+            out.append(
+                {
+                    "messages": [
+                        {"role": "user", "content": turn_prompt(item["question"], item["choices"])},
+                        {"role": "assistant", "content": turn_json(item["answer"], 0.5, "")},
+                    ]
+                }
+            )
     return out
 
 

@@ -25,8 +25,14 @@ def main(config: dict, selection: str, parents_dir: str, slot: str, out: str, ba
         lineage = read_lineage(src)
         with atomic_path(out, is_dir=True) as tmp:
             shutil.copytree(src, tmp, dirs_exist_ok=True)
-            lineage.update(generation=gen, slot=slot, parents=[src.name], operator="elite", params={},
-                           parent_generation=plan["generation"])
+            lineage.update(
+                generation=gen,
+                slot=slot,
+                parents=[src.name],
+                operator="elite",
+                params={},
+                parent_generation=plan["generation"],
+            )
             (tmp / LINEAGE).write_text(json.dumps(lineage, indent=2, ensure_ascii=False) + "\n")
         print(f"{slot}: elite copy of {src.name} (sha {lineage['sha256'][:12]})")
         return
@@ -38,17 +44,31 @@ def main(config: dict, selection: str, parents_dir: str, slot: str, out: str, ba
     config_c, factors = crossover_adapters(parents, child["weights"], child["operator"], child["rank"])
     mutated = mutate(factors, child["seed"], child["mutation"])
     first = read_lineage(paths[0])  # the child speaks with its first (highest-ranked) parent's voice
-    lineage = {"generation": gen, "slot": slot, "persona": first.get("persona"), "system": first.get("system", ""),
-               "parents": child["parents"], "parent_generation": plan["generation"], "operator": child["operator"],
-               "params": {"weights": child["weights"], "rank": config_c["r"], "mutation": child["mutation"],
-                          "mutated_modules": mutated},
-               "seed": child["seed"], "base": first["base"]}
+    lineage = {
+        "generation": gen,
+        "slot": slot,
+        "persona": first.get("persona"),
+        "system": first.get("system", ""),
+        "parents": child["parents"],
+        "parent_generation": plan["generation"],
+        "operator": child["operator"],
+        "params": {
+            "weights": child["weights"],
+            "rank": config_c["r"],
+            "mutation": child["mutation"],
+            "mutated_modules": mutated,
+        },
+        "seed": child["seed"],
+        "base": first["base"],
+    }
     if config["evolution"]["child_sft"]["enabled"]:
         sha = child_sft(config, base, [read_lineage(p).get("persona") for p in paths], config_c, factors, lineage, out)
     else:
         sha = write_adapter(out, config_c, factors_to_tensors(factors), lineage)
-    print(f"{slot}: {child['operator']}({', '.join(child['parents'])}) w={child['weights']} r={config_c['r']} "
-          f"mutated {mutated} -> sha {sha[:12]}")
+    print(
+        f"{slot}: {child['operator']}({', '.join(child['parents'])}) w={child['weights']} r={config_c['r']} "
+        f"mutated {mutated} -> sha {sha[:12]}"
+    )
 
 
 def child_sft(config, base, personas, config_c, factors, lineage, out) -> str:
@@ -63,16 +83,28 @@ def child_sft(config, base, personas, config_c, factors, lineage, out) -> str:
     with atomic_path(out, is_dir=True) as tmp:
         init = tmp / "init"
         write_adapter(init, config_c, factors_to_tensors(factors), lineage)
-        stats = train_lora(base, data, lineage["system"] or None, tcfg, config, lineage["seed"], tmp, init_adapter=str(init))
+        stats = train_lora(
+            base, data, lineage["system"] or None, tcfg, config, lineage["seed"], tmp, init_adapter=str(init)
+        )
         shutil.rmtree(init)
         return write_lineage(tmp, {**lineage, "child_sft": {"data": data, **stats}})
 
 
 sm = stage.from_snakemake(globals())
 if sm:
-    stage.run(main, dict(config=sm.params.config, selection=sm.input.selection,
-                         parents_dir=str(Path(sm.input.adapters[0]).parent), slot=sm.wildcards.agent,
-                         out=sm.output[0], base=sm.params.base), sm.log[0], sm.threads)
+    stage.run(
+        main,
+        dict(
+            config=sm.params.config,
+            selection=sm.input.selection,
+            parents_dir=str(Path(sm.input.adapters[0]).parent),
+            slot=sm.wildcards.agent,
+            out=sm.output[0],
+            base=sm.params.base,
+        ),
+        sm.log[0],
+        sm.threads,
+    )
 elif __name__ == "__main__":
     from evoswarm.config import load_config, stage_config
 
@@ -84,5 +116,14 @@ elif __name__ == "__main__":
     ap.add_argument("--out", required=True)
     ap.add_argument("--base", default="results/base", help="used only by child SFT")
     a = ap.parse_args()
-    stage.run(main, dict(config=stage_config(load_config(a.config), "breed"), selection=a.selection,
-                         parents_dir=a.parents_dir, slot=a.slot, out=a.out, base=a.base))
+    stage.run(
+        main,
+        dict(
+            config=stage_config(load_config(a.config), "breed"),
+            selection=a.selection,
+            parents_dir=a.parents_dir,
+            slot=a.slot,
+            out=a.out,
+            base=a.base,
+        ),
+    )

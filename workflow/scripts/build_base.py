@@ -12,8 +12,10 @@ from evoswarm.base_model import build_embedded, resolve_external
 def main(config: dict, corpus: str, format_chats: str, out: str) -> None:
     if config["base_model"] == "embedded":
         m = build_embedded(config, corpus, format_chats, out)
-        print(f"embedded base: {m['params']:,} parameters, vocab {m['vocab_size']}, "
-              f"final loss {m['final_loss']:.3f}, built in {m['build_seconds']}s -> {out}")
+        print(
+            f"embedded base: {m['params']:,} parameters, vocab {m['vocab_size']}, "
+            f"final loss {m['final_loss']:.3f}, built in {m['build_seconds']}s -> {out}"
+        )
     else:
         m = resolve_external(config, out)
         print(f"base {m['source']} at {m['path']} -> {out}/manifest.json")
@@ -21,8 +23,12 @@ def main(config: dict, corpus: str, format_chats: str, out: str) -> None:
 
 sm = stage.from_snakemake(globals())
 if sm:
-    stage.run(main, dict(config=sm.params.config, corpus=sm.input.corpus, format_chats=sm.input.format_chats,
-                         out=sm.output[0]), sm.log[0], sm.threads)
+    stage.run(
+        main,
+        dict(config=sm.params.config, corpus=sm.input.corpus, format_chats=sm.input.format_chats, out=sm.output[0]),
+        sm.log[0],
+        sm.threads,
+    )
 elif __name__ == "__main__":
     from evoswarm.config import load_config, stage_config
 
@@ -33,5 +39,13 @@ elif __name__ == "__main__":
     ap.add_argument("--out", default="results/base")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    stage.run(main, dict(config=stage_config(load_config(a.config), "build_base"), corpus=a.corpus,
-                         format_chats=a.format_chats, out=a.out), threads=a.threads)
+    stage.run(
+        main,
+        dict(
+            config=stage_config(load_config(a.config), "build_base"),
+            corpus=a.corpus,
+            format_chats=a.format_chats,
+            out=a.out,
+        ),
+        threads=a.threads,
+    )

@@ -16,16 +16,18 @@ from evoswarm.io import write_jsonl
 from evoswarm.population import load_agents, load_items
 
 
-def main(config: dict, base: str, adapters: list[str], tasks: str, transcripts: str, votes: str,
-         gen: int = 0) -> None:
+def main(config: dict, base: str, adapters: list[str], tasks: str, transcripts: str, votes: str, gen: int = 0) -> None:
     dcfg = config["debate"]
     items = load_items(tasks, dcfg["max_questions"])
     backend = make_backend(dcfg["backend"], base, config)
     agents = load_agents(backend, base, adapters)
     judge = Agent("judge", "", adapter=None) if dcfg["judge"] else None
     settings = DebateSettings.from_config(dcfg, config["tasks"]["scorer"], derive_seed(config["seed"], gen, "debate"))
-    print(f"debate gen{gen}: {len(agents)} agents x {len(items)} questions x {settings.rounds} rounds "
-          f"({dcfg['backend']}, {settings.answer_mode})", flush=True)
+    print(
+        f"debate gen{gen}: {len(agents)} agents x {len(items)} questions x {settings.rounds} rounds "
+        f"({dcfg['backend']}, {settings.answer_mode})",
+        flush=True,
+    )
     rows, vote_rows = run_debate(backend, agents, items, settings, judge=judge)
     write_jsonl(transcripts, rows)
     write_jsonl(votes, vote_rows)  # written last: its presence means the debate finished
@@ -33,16 +35,29 @@ def main(config: dict, base: str, adapters: list[str], tasks: str, transcripts: 
         solo = [r["correct"] for r in rows if r["agent"] == a.name and r["round"] == 1]
         print(f"  {a.name}: solo accuracy {sum(solo) / len(solo):.3f}")
     fails = sum(not r["parsed"] for r in rows)
-    print(f"team accuracy {sum(v['correct'] for v in vote_rows) / len(vote_rows):.3f}; "
-          f"parse failures {fails}/{len(rows)} ({fails / len(rows):.1%}); "
-          f"truncated prompts {getattr(backend, 'truncated', 0)}")
+    print(
+        f"team accuracy {sum(v['correct'] for v in vote_rows) / len(vote_rows):.3f}; "
+        f"parse failures {fails}/{len(rows)} ({fails / len(rows):.1%}); "
+        f"truncated prompts {getattr(backend, 'truncated', 0)}"
+    )
 
 
 sm = stage.from_snakemake(globals())
 if sm:
-    stage.run(main, dict(config=sm.params.config, base=sm.input.base, adapters=list(sm.input.adapters),
-                         tasks=sm.input.tasks, transcripts=sm.output.transcripts, votes=sm.output.votes,
-                         gen=int(sm.wildcards.gen)), sm.log[0], sm.threads)
+    stage.run(
+        main,
+        dict(
+            config=sm.params.config,
+            base=sm.input.base,
+            adapters=list(sm.input.adapters),
+            tasks=sm.input.tasks,
+            transcripts=sm.output.transcripts,
+            votes=sm.output.votes,
+            gen=int(sm.wildcards.gen),
+        ),
+        sm.log[0],
+        sm.threads,
+    )
 elif __name__ == "__main__":
     from evoswarm.config import load_config, stage_config
 
@@ -55,6 +70,15 @@ elif __name__ == "__main__":
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     out = Path(a.out)
-    stage.run(main, dict(config=stage_config(load_config(a.config), "debate"), base=a.base, adapters=a.adapters,
-                         tasks=a.tasks, transcripts=str(out / "transcripts.jsonl"), votes=str(out / "votes.jsonl")),
-              threads=a.threads)
+    stage.run(
+        main,
+        dict(
+            config=stage_config(load_config(a.config), "debate"),
+            base=a.base,
+            adapters=a.adapters,
+            tasks=a.tasks,
+            transcripts=str(out / "transcripts.jsonl"),
+            votes=str(out / "votes.jsonl"),
+        ),
+        threads=a.threads,
+    )

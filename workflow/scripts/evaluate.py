@@ -38,8 +38,9 @@ def single(config, target, base, adapter, items, seed):
         system = read_lineage(adapter).get("system", "")
     docs = lm_eval_docs(items, load_tokenizer(base, config["base"]["trust_remote_code"]), system)
     with tempfile.TemporaryDirectory() as work:
-        out = run_lm_eval(read_manifest(base)["path"], adapter, docs, Path(work), config, seed,
-                          config["evaluation"]["batch_size"])
+        out = run_lm_eval(
+            read_manifest(base)["path"], adapter, docs, Path(work), config, seed, config["evaluation"]["batch_size"]
+        )
     out["evoswarm"].update(target=target, adapter=adapter, system=system)
     return out
 
@@ -51,13 +52,25 @@ def team(config, target, base, adapters, items, seed, rounds):
 
     backend = make_backend(config["debate"]["backend"], base, config)
     agents = load_agents(backend, base, adapters)
-    s = dataclasses.replace(DebateSettings.from_config(config["debate"], config["tasks"]["scorer"], seed), rounds=rounds)
+    s = dataclasses.replace(
+        DebateSettings.from_config(config["debate"], config["tasks"]["scorer"], seed), rounds=rounds
+    )
     transcripts, votes = run_debate(backend, agents, items, s)
     skills = {it["id"]: it.get("skill", "") for it in items}
-    per_item = [{"id": v["question_id"], "skill": skills[v["question_id"]], "correct": bool(v["correct"])} for v in votes]
+    per_item = [
+        {"id": v["question_id"], "skill": skills[v["question_id"]], "correct": bool(v["correct"])} for v in votes
+    ]
     fails = sum(not t["parsed"] for t in transcripts)
-    return result_json(per_item, "debate", {"target": target, "agents": [a.name for a in agents], "rounds": rounds,
-                                            "parse_failure_rate": fails / len(transcripts)})
+    return result_json(
+        per_item,
+        "debate",
+        {
+            "target": target,
+            "agents": [a.name for a in agents],
+            "rounds": rounds,
+            "parse_failure_rate": fails / len(transcripts),
+        },
+    )
 
 
 def self_consistency(config, target, base, items, seed, k):
@@ -70,25 +83,44 @@ def self_consistency(config, target, base, items, seed, k):
     backend = make_backend(dcfg["backend"], base, config)
     msgs = [chat("", turn_prompt(it["question"], it.get("choices"))) for it in items]
     if dcfg["answer_mode"] == "loglik" and all(it.get("choices") for it in items):
-        scores = backend.score([ScoreRequest(None, m, [c + ANSWER_SUFFIX for c in it["choices"]], ANSWER_PREFIX)
-                                for m, it in zip(msgs, items)])
+        scores = backend.score(
+            [
+                ScoreRequest(None, m, [c + ANSWER_SUFFIX for c in it["choices"]], ANSWER_PREFIX)
+                for m, it in zip(msgs, items)
+            ]
+        )
         answers = self_consistency_loglik(scores, items, k, seed)
     else:
         temperature = dcfg["temperature"] or 0.7  # sampling is the point of self-consistency
-        texts = backend.generate([GenRequest(None, m, dcfg["max_new_tokens"], temperature, dcfg["top_p"], seed + j)
-                                  for j in range(k) for m in msgs])
+        texts = backend.generate(
+            [
+                GenRequest(None, m, dcfg["max_new_tokens"], temperature, dcfg["top_p"], seed + j)
+                for j in range(k)
+                for m in msgs
+            ]
+        )
         answers = []
         for i, it in enumerate(items):
             parsed = [parse_turn(texts[j * len(items) + i]).answer for j in range(k)]
             answers.append(majority([match_choice(a, it["choices"]) or a if it.get("choices") else a for a in parsed]))
     score = SCORERS[config["tasks"]["scorer"]]
-    per_item = [{"id": it["id"], "skill": it.get("skill", ""), "correct": bool(score(a, it["answer"], it.get("choices")))}
-                for a, it in zip(answers, items)]
+    per_item = [
+        {"id": it["id"], "skill": it.get("skill", ""), "correct": bool(score(a, it["answer"], it.get("choices")))}
+        for a, it in zip(answers, items)
+    ]
     return result_json(per_item, "self-consistency", {"target": target, "k": k})
 
 
-def main(config: dict, target: str, base: str, tasks: str, out: str, adapters: list[str] | None = None,
-         fitness: str | None = None, population: int = 3) -> None:
+def main(
+    config: dict,
+    target: str,
+    base: str,
+    tasks: str,
+    out: str,
+    adapters: list[str] | None = None,
+    fitness: str | None = None,
+    population: int = 3,
+) -> None:
     try:
         res = evaluate(config, target, base, tasks, adapters or [], fitness, population)
     except Exception as e:  # recorded, so a failed target shows as failed in the report, never drops out
@@ -97,8 +129,10 @@ def main(config: dict, target: str, base: str, tasks: str, out: str, adapters: l
         write_json(out, res)
         return
     write_json(out, res)
-    print(f"{target}: accuracy {accuracy(res):.3f} on {res['n-samples']['evoswarm_mc']['effective']} items "
-          f"({res['evoswarm']['evaluator']})")
+    print(
+        f"{target}: accuracy {accuracy(res):.3f} on {res['n-samples']['evoswarm_mc']['effective']} items "
+        f"({res['evoswarm']['evaluator']})"
+    )
 
 
 def evaluate(config, target, base, tasks, adapters, fitness, population) -> dict:
@@ -129,9 +163,21 @@ def evaluate(config, target, base, tasks, adapters, fitness, population) -> dict
 
 sm = stage.from_snakemake(globals())
 if sm:
-    stage.run(main, dict(config=sm.params.config, target=sm.wildcards.target, base=sm.input.base,
-                         tasks=sm.input.tasks, out=sm.output[0], adapters=list(sm.input.get("adapters", [])),
-                         fitness=sm.input.get("fitness"), population=sm.params.population), sm.log[0], sm.threads)
+    stage.run(
+        main,
+        dict(
+            config=sm.params.config,
+            target=sm.wildcards.target,
+            base=sm.input.base,
+            tasks=sm.input.tasks,
+            out=sm.output[0],
+            adapters=list(sm.input.get("adapters", [])),
+            fitness=sm.input.get("fitness"),
+            population=sm.params.population,
+        ),
+        sm.log[0],
+        sm.threads,
+    )
 elif __name__ == "__main__":
     from evoswarm.config import load_config, stage_config
 
@@ -146,6 +192,17 @@ elif __name__ == "__main__":
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     cfg = load_config(a.config)
-    stage.run(main, dict(config=stage_config(cfg, "evaluate"), target=a.target, base=a.base,
-                         tasks=a.tasks or cfg["tasks"]["test"], out=a.out, adapters=a.adapters, fitness=a.fitness,
-                         population=cfg["population"]), threads=a.threads)
+    stage.run(
+        main,
+        dict(
+            config=stage_config(cfg, "evaluate"),
+            target=a.target,
+            base=a.base,
+            tasks=a.tasks or cfg["tasks"]["test"],
+            out=a.out,
+            adapters=a.adapters,
+            fitness=a.fitness,
+            population=cfg["population"],
+        ),
+        threads=a.threads,
+    )

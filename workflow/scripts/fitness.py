@@ -19,8 +19,19 @@ from evoswarm.debate import revote
 from evoswarm.fitness import COOPERATION, answer_novelty, cached, combine, embedding_novelty, leave_one_out, shapley
 from evoswarm.io import read_jsonl, write_text
 
-COLUMNS = ["agent", "adapter_sha", "solo_acc", "team_acc", "loo", "shapley", "novelty",
-           "task_norm", "cooperation_norm", "novelty_norm", "fitness"]
+COLUMNS = [
+    "agent",
+    "adapter_sha",
+    "solo_acc",
+    "team_acc",
+    "loo",
+    "shapley",
+    "novelty",
+    "task_norm",
+    "cooperation_norm",
+    "novelty_norm",
+    "fitness",
+]
 
 
 def rerun_value(config, base, adapters, tasks, gen):
@@ -32,7 +43,9 @@ def rerun_value(config, base, adapters, tasks, gen):
     backend = make_backend(config["debate"]["backend"], base, config)
     agents = {a.name: a for a in load_agents(backend, base, adapters)}
     items = load_items(tasks, config["debate"]["max_questions"])
-    s = DebateSettings.from_config(config["debate"], config["tasks"]["scorer"], derive_seed(config["seed"], gen, "debate"))
+    s = DebateSettings.from_config(
+        config["debate"], config["tasks"]["scorer"], derive_seed(config["seed"], gen, "debate")
+    )
 
     def value(coalition):
         _, votes = run_debate(backend, [agents[a] for a in coalition], items, s)
@@ -42,14 +55,18 @@ def rerun_value(config, base, adapters, tasks, gen):
     return value
 
 
-def main(config: dict, base: str, adapters: list[str], transcripts: str, votes: str, tasks: str, out: str,
-         gen: int = 0) -> None:
+def main(
+    config: dict, base: str, adapters: list[str], transcripts: str, votes: str, tasks: str, out: str, gen: int = 0
+) -> None:
     fcfg = config["fitness"]
     rows = read_jsonl(transcripts, required=["agent", "round", "correct"])
     vote_rows = read_jsonl(votes, required=["finals", "gold"])
     agents = [Path(a).name for a in adapters]
-    solo = {a: sum(r["correct"] for r in rows if r["agent"] == a and r["round"] == 1)
-            / max(1, sum(1 for r in rows if r["agent"] == a and r["round"] == 1)) for a in agents}
+    solo = {
+        a: sum(r["correct"] for r in rows if r["agent"] == a and r["round"] == 1)
+        / max(1, sum(1 for r in rows if r["agent"] == a and r["round"] == 1))
+        for a in agents
+    }
     if fcfg["cooperation_mode"] == "revote":
         v = cached(lambda s: revote(vote_rows, list(s), config["tasks"]["scorer"]))
     else:
@@ -76,20 +93,42 @@ def main(config: dict, base: str, adapters: list[str], transcripts: str, votes: 
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
     for a, path in zip(agents, adapters):
-        w.writerow({"agent": a, "adapter_sha": read_lineage(path)["sha256"], "solo_acc": f"{solo[a]:.6f}",
-                    "team_acc": f"{team:.6f}", "loo": f"{loo[a]:.6f}", "shapley": f"{shap[a]:.6f}",
-                    "novelty": f"{novelty[a]:.6f}", "task_norm": f"{norm['task'][a]:.6f}",
-                    "cooperation_norm": f"{norm['cooperation'][a]:.6f}", "novelty_norm": f"{norm['novelty'][a]:.6f}",
-                    "fitness": f"{fit[a]:.6f}"})
+        w.writerow(
+            {
+                "agent": a,
+                "adapter_sha": read_lineage(path)["sha256"],
+                "solo_acc": f"{solo[a]:.6f}",
+                "team_acc": f"{team:.6f}",
+                "loo": f"{loo[a]:.6f}",
+                "shapley": f"{shap[a]:.6f}",
+                "novelty": f"{novelty[a]:.6f}",
+                "task_norm": f"{norm['task'][a]:.6f}",
+                "cooperation_norm": f"{norm['cooperation'][a]:.6f}",
+                "novelty_norm": f"{norm['novelty'][a]:.6f}",
+                "fitness": f"{fit[a]:.6f}",
+            }
+        )
     write_text(out, buf.getvalue())
     print(buf.getvalue())
 
 
 sm = stage.from_snakemake(globals())
 if sm:
-    stage.run(main, dict(config=sm.params.config, base=sm.input.base, adapters=list(sm.input.adapters),
-                         transcripts=sm.input.transcripts, votes=sm.input.votes, tasks=sm.input.tasks,
-                         out=sm.output[0], gen=int(sm.wildcards.gen)), sm.log[0], sm.threads)
+    stage.run(
+        main,
+        dict(
+            config=sm.params.config,
+            base=sm.input.base,
+            adapters=list(sm.input.adapters),
+            transcripts=sm.input.transcripts,
+            votes=sm.input.votes,
+            tasks=sm.input.tasks,
+            out=sm.output[0],
+            gen=int(sm.wildcards.gen),
+        ),
+        sm.log[0],
+        sm.threads,
+    )
 elif __name__ == "__main__":
     from evoswarm.config import load_config, members, stage_config
 
@@ -100,7 +139,17 @@ elif __name__ == "__main__":
     a = ap.parse_args()
     cfg = load_config(a.config)
     g = Path(cfg["results"]) / f"gen{a.gen}"
-    stage.run(main, dict(config=stage_config(cfg, "fitness"), base=f"{cfg['results']}/base",
-                         adapters=[str(g / "adapters" / m) for m in members(cfg, a.gen)],
-                         transcripts=str(g / "debate/transcripts.jsonl"), votes=str(g / "debate/votes.jsonl"),
-                         tasks=cfg["tasks"]["dev"], out=str(g / "fitness.csv"), gen=a.gen), threads=a.threads)
+    stage.run(
+        main,
+        dict(
+            config=stage_config(cfg, "fitness"),
+            base=f"{cfg['results']}/base",
+            adapters=[str(g / "adapters" / m) for m in members(cfg, a.gen)],
+            transcripts=str(g / "debate/transcripts.jsonl"),
+            votes=str(g / "debate/votes.jsonl"),
+            tasks=cfg["tasks"]["dev"],
+            out=str(g / "fitness.csv"),
+            gen=a.gen,
+        ),
+        threads=a.threads,
+    )

@@ -30,8 +30,12 @@ def main(config: dict, fitness: str, out: str, gen: int) -> None:
 
 sm = stage.from_snakemake(globals())
 if sm:
-    stage.run(main, dict(config=sm.params.config, fitness=sm.input[0], out=sm.output[0], gen=int(sm.wildcards.gen)),
-              sm.log[0], sm.threads)
+    stage.run(
+        main,
+        dict(config=sm.params.config, fitness=sm.input[0], out=sm.output[0], gen=int(sm.wildcards.gen)),
+        sm.log[0],
+        sm.threads,
+    )
 elif __name__ == "__main__":
     from evoswarm.config import load_config, stage_config
 

@@ -18,22 +18,44 @@ from evoswarm.training import train_lora
 def main(config: dict, slot: str, persona: dict, base: str, out: str) -> None:
     tcfg = persona_training(config, persona)
     seed = derive_seed(config["seed"], 0, slot)
-    print(f"training {slot} (persona {persona['name']}) on {persona['data']}: r={tcfg['r']} "
-          f"alpha={tcfg['lora_alpha']} steps={tcfg['max_steps']} quantization={tcfg['quantization']} seed={seed}")
+    print(
+        f"training {slot} (persona {persona['name']}) on {persona['data']}: r={tcfg['r']} "
+        f"alpha={tcfg['lora_alpha']} steps={tcfg['max_steps']} quantization={tcfg['quantization']} seed={seed}"
+    )
     with atomic_path(out, is_dir=True) as tmp:
         stats = train_lora(base, persona["data"], persona["system"], tcfg, config, seed, Path(tmp))
-        sha = write_lineage(tmp, {
-            "generation": 0, "slot": slot, "persona": persona["name"], "system": persona["system"],
-            "parents": [], "operator": "sft", "params": tcfg, "seed": seed,
-            "base": base_identity(read_manifest(base)), "train": stats,
-        })
+        sha = write_lineage(
+            tmp,
+            {
+                "generation": 0,
+                "slot": slot,
+                "persona": persona["name"],
+                "system": persona["system"],
+                "parents": [],
+                "operator": "sft",
+                "params": tcfg,
+                "seed": seed,
+                "base": base_identity(read_manifest(base)),
+                "train": stats,
+            },
+        )
     print(f"{slot}: loss {stats['train_loss']:.4f} in {stats['seconds']}s, sha256 {sha[:12]} -> {out}")
 
 
 sm = stage.from_snakemake(globals())
 if sm:
-    stage.run(main, dict(config=sm.params.config, slot=sm.wildcards.agent, persona=sm.params.persona,
-                         base=sm.input.base, out=sm.output[0]), sm.log[0], sm.threads)
+    stage.run(
+        main,
+        dict(
+            config=sm.params.config,
+            slot=sm.wildcards.agent,
+            persona=sm.params.persona,
+            base=sm.input.base,
+            out=sm.output[0],
+        ),
+        sm.log[0],
+        sm.threads,
+    )
 elif __name__ == "__main__":
     from evoswarm.config import load_config, stage_config
 
@@ -48,5 +70,10 @@ elif __name__ == "__main__":
     slots = gen0_members(cfg)
     if a.persona not in slots:
         raise SystemExit(f"--persona: {a.persona!r} is not a generation-0 slot ({', '.join(slots)})")
-    stage.run(main, dict(config=stage_config(cfg, "train_persona"), slot=a.persona, persona=slots[a.persona],
-                         base=a.base, out=a.out), threads=a.threads)
+    stage.run(
+        main,
+        dict(
+            config=stage_config(cfg, "train_persona"), slot=a.persona, persona=slots[a.persona], base=a.base, out=a.out
+        ),
+        threads=a.threads,
+    )

@@ -23,8 +23,16 @@ class ServerError(RuntimeError):
 
 
 class OpenAIBackend:
-    def __init__(self, base_url: str, tokenizer, base_name: str = "base", api_key: str | None = None,
-                 timeout: float = 120, retries: int = 3, backoff: float = 0.5):
+    def __init__(
+        self,
+        base_url: str,
+        tokenizer,
+        base_name: str = "base",
+        api_key: str | None = None,
+        timeout: float = 120,
+        retries: int = 3,
+        backoff: float = 0.5,
+    ):
         self.url = base_url.rstrip("/")
         self.tok = tokenizer
         self.base_name = base_name
@@ -37,8 +45,13 @@ class OpenAIBackend:
         from evoswarm.base_model import load_tokenizer
 
         ocfg = config["debate"]["openai"]
-        return cls(ocfg["base_url"], load_tokenizer(base_dir, config["base"]["trust_remote_code"]),
-                   api_key=os.environ.get(ocfg["api_key_env"]), timeout=ocfg["timeout"], retries=ocfg["retries"])
+        return cls(
+            ocfg["base_url"],
+            load_tokenizer(base_dir, config["base"]["trust_remote_code"]),
+            api_key=os.environ.get(ocfg["api_key_env"]),
+            timeout=ocfg["timeout"],
+            retries=ocfg["retries"],
+        )
 
     def _post(self, path: str, body: dict | None = None, method: str = "POST") -> dict:
         data = json.dumps(body).encode() if body is not None else None
@@ -83,8 +96,9 @@ class OpenAIBackend:
     def _by_model(self, requests) -> dict[tuple, list[int]]:
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
-            key = (self._model(r.adapter),) + ((r.max_new_tokens, r.temperature, r.top_p, r.seed)
-                                               if isinstance(r, GenRequest) else ())
+            key = (self._model(r.adapter),) + (
+                (r.max_new_tokens, r.temperature, r.top_p, r.seed) if isinstance(r, GenRequest) else ()
+            )
             groups.setdefault(key, []).append(i)
         return groups
 
@@ -92,9 +106,15 @@ class OpenAIBackend:
         out = [""] * len(requests)
         for key, idx in self._by_model(requests).items():
             model, max_new, temperature, top_p, seed = key
-            body = {"model": model, "prompt": [self._prompt(requests[i].messages, requests[i].prefix) for i in idx],
-                    "max_tokens": max_new, "temperature": temperature, "top_p": top_p, "seed": seed,
-                    "stop": [self.tok.eos_token]}
+            body = {
+                "model": model,
+                "prompt": [self._prompt(requests[i].messages, requests[i].prefix) for i in idx],
+                "max_tokens": max_new,
+                "temperature": temperature,
+                "top_p": top_p,
+                "seed": seed,
+                "stop": [self.tok.eos_token],
+            }
             choices = self._post("/completions", body).get("choices")
             if not isinstance(choices, list) or len(choices) != len(idx):
                 raise ServerError(f"{self.url}/completions: expected {len(idx)} choices, got {str(choices)[:80]}")
@@ -107,8 +127,14 @@ class OpenAIBackend:
         for (model,), idx in self._by_model(requests).items():
             pairs = [(i, j) for i in idx for j in range(len(requests[i].continuations))]
             contexts = {i: self._prompt(requests[i].messages, requests[i].prefix) for i in idx}
-            body = {"model": model, "prompt": [contexts[i] + requests[i].continuations[j] for i, j in pairs],
-                    "max_tokens": 0, "echo": True, "logprobs": 0, "temperature": 0}
+            body = {
+                "model": model,
+                "prompt": [contexts[i] + requests[i].continuations[j] for i, j in pairs],
+                "max_tokens": 0,
+                "echo": True,
+                "logprobs": 0,
+                "temperature": 0,
+            }
             choices = self._post("/completions", body).get("choices")
             if not isinstance(choices, list) or len(choices) != len(pairs):
                 raise ServerError(f"{self.url}/completions: expected {len(pairs)} choices, got {str(choices)[:80]}")
@@ -116,6 +142,7 @@ class OpenAIBackend:
                 i, j = pairs[c["index"]]
                 lp = c["logprobs"]
                 start = len(contexts[i])
-                out[i][j] = sum(x for x, off in zip(lp["token_logprobs"], lp["text_offset"])
-                                if off >= start and x is not None)
+                out[i][j] = sum(
+                    x for x, off in zip(lp["token_logprobs"], lp["text_offset"]) if off >= start and x is not None
+                )
         return out

@@ -52,8 +52,12 @@ def _completions(state: ServeState, body: dict) -> dict:
         for i, lp in enumerate(state.backend.token_logprobs(adapter, prompts)):
             choices.append({"index": i, "text": prompts[i], "finish_reason": "length", "logprobs": lp})
     else:
-        setting = (max_tokens, float(body.get("temperature", 1.0)), float(body.get("top_p", 1.0)),
-                   int(body.get("seed", 0)))
+        setting = (
+            max_tokens,
+            float(body.get("temperature", 1.0)),
+            float(body.get("top_p", 1.0)),
+            int(body.get("seed", 0)),
+        )
         texts = state.backend.generate_raw([(adapter, p) for p in prompts], [setting] * len(prompts))
         for i, t in enumerate(texts):
             for stop in body.get("stop") or []:
@@ -64,11 +68,21 @@ def _completions(state: ServeState, body: dict) -> dict:
 
 def _chat(state: ServeState, body: dict) -> dict:
     adapter = state.adapter(body.get("model", state.base_name))
-    req = GenRequest(adapter, body["messages"], int(body.get("max_tokens", 64)), float(body.get("temperature", 1.0)),
-                     float(body.get("top_p", 1.0)), int(body.get("seed", 0)))
+    req = GenRequest(
+        adapter,
+        body["messages"],
+        int(body.get("max_tokens", 64)),
+        float(body.get("temperature", 1.0)),
+        float(body.get("top_p", 1.0)),
+        int(body.get("seed", 0)),
+    )
     text = state.backend.generate([req])[0]
-    return {"object": "chat.completion", "created": int(time.time()), "model": body.get("model"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+    return {
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+    }
 
 
 def make_handler(state: ServeState):

@@ -15,8 +15,10 @@ class VLLMBackend:
         try:
             import vllm  # noqa: F401
         except ImportError:
-            raise InputError("debate.backend: 'vllm' needs the vllm package (pip install 'evoswarm[vllm]' on a "
-                             "CUDA machine); use 'hf' or 'openai' otherwise") from None
+            raise InputError(
+                "debate.backend: 'vllm' needs the vllm package (pip install 'evoswarm[vllm]' on a "
+                "CUDA machine); use 'hf' or 'openai' otherwise"
+            ) from None
         from evoswarm.base_model import load_tokenizer, read_manifest
 
         self.path = read_manifest(base_dir)["path"]
@@ -37,10 +39,15 @@ class VLLMBackend:
             from vllm import LLM
 
             b = self.config["base"]
-            self.llm = LLM(model=self.path, enable_lora=bool(self.adapters), max_loras=max(1, len(self.adapters)),
-                           max_lora_rank=max([r for _, _, r in self.adapters.values()] or [8]),
-                           dtype="auto" if b["dtype"] == "auto" else b["dtype"], seed=self.config["seed"],
-                           trust_remote_code=b["trust_remote_code"])
+            self.llm = LLM(
+                model=self.path,
+                enable_lora=bool(self.adapters),
+                max_loras=max(1, len(self.adapters)),
+                max_lora_rank=max([r for _, _, r in self.adapters.values()] or [8]),
+                dtype="auto" if b["dtype"] == "auto" else b["dtype"],
+                seed=self.config["seed"],
+                trust_remote_code=b["trust_remote_code"],
+            )
         return self.llm
 
     def _lora(self, adapter: str | None):
@@ -57,10 +64,16 @@ class VLLMBackend:
     def generate(self, requests: list[GenRequest]) -> list[str]:
         from vllm import SamplingParams
 
-        params = [SamplingParams(max_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, seed=r.seed)
-                  for r in requests]
-        outs = self._engine().generate([self._text(r.messages, r.prefix) for r in requests], params,
-                                       lora_request=[self._lora(r.adapter) for r in requests], use_tqdm=False)
+        params = [
+            SamplingParams(max_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, seed=r.seed)
+            for r in requests
+        ]
+        outs = self._engine().generate(
+            [self._text(r.messages, r.prefix) for r in requests],
+            params,
+            lora_request=[self._lora(r.adapter) for r in requests],
+            use_tqdm=False,
+        )
         return [r.prefix + o.outputs[0].text for r, o in zip(requests, outs)]
 
     def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
@@ -74,8 +87,9 @@ class VLLMBackend:
                 rows.append((i, j, n_ctx))
                 texts.append(context + cont)
                 loras.append(self._lora(r.adapter))
-        outs = self._engine().generate(texts, SamplingParams(max_tokens=1, prompt_logprobs=0), lora_request=loras,
-                                       use_tqdm=False)
+        outs = self._engine().generate(
+            texts, SamplingParams(max_tokens=1, prompt_logprobs=0), lora_request=loras, use_tqdm=False
+        )
         result = [[0.0] * len(r.continuations) for r in requests]
         for (i, j, n_ctx), o in zip(rows, outs):
             ids = o.prompt_token_ids
