@@ -40,7 +40,7 @@ rule select:
     params:
         config=params_for("select"),
     script:
-        "../workflow/scripts/select.py"
+        "../workflow/scripts/select_parents.py"
 
 
 rule breed:

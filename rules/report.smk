@@ -17,7 +17,7 @@ rule evaluate:
         config=params_for("evaluate"),
         population=config["population"],
     script:
-        "../workflow/scripts/evaluate.py"
+        "../workflow/scripts/evaluate_target.py"
 
 
 rule report:

@@ -92,3 +92,57 @@ def test_prompts_longer_than_the_context_are_truncated_and_counted(backend):
     long = [{"role": "user", "content": "1 + 1 " * 400}]
     out = backend.generate([GenRequest(None, long, 4)])
     assert isinstance(out[0], str) and backend.truncated == before + 1
+
+
+def test_smoke_debate_through_serve_and_openai_matches_hf(backend, server, tiny_base, tiny_adapters, smoke_config):
+    from evoswarm.debate import DebateSettings, run_debate
+
+    items = read_jsonl(REPO / "data/tasks/dev.jsonl")[:6]
+    s = DebateSettings.from_config(smoke_config["debate"], "choice", seed=3)
+    agents = load_agents(backend, str(tiny_base), [str(p) for p in tiny_adapters.values()])
+    local_t, local_v = run_debate(backend, agents, items, s)
+    client = OpenAIBackend(server, backend.tok)
+    remote_agents = load_agents(client, str(tiny_base), [str(p) for p in tiny_adapters.values()])  # loads via HTTP
+    remote_t, remote_v = run_debate(client, remote_agents, items, s)
+    assert [t["answer"] for t in local_t] == [t["answer"] for t in remote_t]
+    assert [t["summary"] for t in local_t] == [t["summary"] for t in remote_t]
+    assert [v["team_answer"] for v in local_v] == [v["team_answer"] for v in remote_v]
+
+
+def test_adapter_from_another_base_is_refused(backend, tiny_base, tiny_adapters, tmp_path):
+    import json
+    import shutil
+
+    from evoswarm.io import InputError
+
+    alien = tmp_path / "alien"
+    shutil.copytree(tiny_adapters["critic"], alien)
+    lineage = json.loads((alien / "lineage.json").read_text())
+    (alien / "lineage.json").write_text(json.dumps({**lineage, "base": "Qwen/Qwen3-4B@0123"}))
+    with pytest.raises(InputError, match=r"trained on base 'Qwen/Qwen3-4B@0123', but this run's base is 'embedded@"):
+        load_agents(backend, str(tiny_base), [str(alien)])
+
+
+def test_open_topic_cli_prints_transcript_and_judge(tiny_base, tiny_adapters, capsys):
+    from evoswarm.cli import main
+
+    adapters = [str(p) for p in tiny_adapters.values()]
+    main(
+        [
+            "debate",
+            "--topic",
+            "消費税減税は日本経済にプラスか？",
+            "--adapters",
+            *adapters,
+            "--rounds",
+            "2",
+            "--base",
+            str(tiny_base),
+            "--config",
+            str(REPO / "configs/smoke.yaml"),
+            "--max-new-tokens",
+            "12",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert "[round 1] critic:" in out and "[round 2] ideator:" in out and "judge:" in out

@@ -61,10 +61,9 @@ def test_qwen3_4b_shaped_folder_loads_through_the_base_stage(tiny_base, smoke_co
     import shutil
 
     import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
     from evoswarm.base_model import load_base
     from evoswarm.training import check_targets
+    from transformers import Qwen3Config, Qwen3ForCausalLM
 
     sizes = dict(
         vocab_size=151936,

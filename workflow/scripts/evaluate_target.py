@@ -4,7 +4,7 @@ Targets: base | gen0-<agent> | gen<g>-best (lm-eval, model `hf`, `peft=` for ada
 team-vote (generation 0, one round: persona vote without debate) | team-gen<g> (full debate) |
 base-sc (base-model self-consistency at the debate's budget, k = agents x rounds).
 
-By hand: python workflow/scripts/evaluate.py --config config.yaml --target gen0-critic \
+By hand: python workflow/scripts/evaluate_target.py --config config.yaml --target gen0-critic \
              --adapters results/gen0/adapters/critic --out results/eval/gen0-critic.json
 """
 
