@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import torch
+from evoswarm.base_model import QWEN3_4B_SHAPE
 
-# Qwen3-4B's published sizes (config.json of Qwen/Qwen3-4B-Instruct-2507).
-QWEN3_4B = dict(
-    vocab_size=151936,
-    hidden_size=2560,
-    intermediate_size=9728,
-    num_hidden_layers=36,
-    num_attention_heads=32,
-    num_key_value_heads=8,
-    head_dim=128,
-    max_position_embeddings=32768,
-    tie_word_embeddings=True,
-    rope_theta=5_000_000.0,
-)
+QWEN3_4B = {**QWEN3_4B_SHAPE, "rope_theta": 5_000_000.0}
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 

@@ -61,21 +61,12 @@ def test_qwen3_4b_shaped_folder_loads_through_the_base_stage(tiny_base, smoke_co
     import shutil
 
     import torch
-    from evoswarm.base_model import load_base
+    from evoswarm.base_model import QWEN3_4B_SHAPE, load_base
     from evoswarm.training import check_targets
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    sizes = dict(
-        vocab_size=151936,
-        hidden_size=2560,
-        intermediate_size=9728,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        head_dim=128,
-        tie_word_embeddings=True,
-    )
     folder = tmp_path / "qwen3-4b-shaped"
-    model = Qwen3ForCausalLM(Qwen3Config(**sizes, num_hidden_layers=1)).to(torch.bfloat16)
+    model = Qwen3ForCausalLM(Qwen3Config(**{**QWEN3_4B_SHAPE, "num_hidden_layers": 1})).to(torch.bfloat16)
     model.save_pretrained(folder)
     del model
     for f in ("tokenizer.json", "tokenizer_config.json"):

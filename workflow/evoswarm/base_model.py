@@ -19,6 +19,20 @@ from evoswarm.io import InputError, atomic_path, read_jsonl, sha256_file
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
+# Qwen3-4B's published sizes (config.json of Qwen/Qwen3-4B-Instruct-2507): for shaped random models in
+# tests and benchmarks, since no weights can be downloaded here.
+QWEN3_4B_SHAPE = dict(
+    vocab_size=151936,
+    hidden_size=2560,
+    intermediate_size=9728,
+    num_hidden_layers=36,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=128,
+    max_position_embeddings=32768,
+    tie_word_embeddings=True,
+)
+
 # Qwen-style chat template; the {% generation %} markers let TRL compute loss on assistant turns only.
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"

@@ -150,6 +150,12 @@ def ask(backend: Backend, reqs: list[tuple[str | None, list[dict], dict]], s: De
     return _generated_turns(backend, reqs, s, seed)
 
 
+def _seen(last: dict, item: dict, agent: Agent) -> PeerAnswer:
+    """What the others (or the judge) see of an agent's latest turn on an item."""
+    t = last[(item["id"], agent.name)]
+    return PeerAnswer(agent.name, t["answer"], t["confidence"], t["summary"])
+
+
 def run_debate(
     backend: Backend, agents: list[Agent], items: list[dict], s: DebateSettings, judge: Agent | None = None
 ) -> tuple[list[dict], list[dict]]:
@@ -163,18 +169,7 @@ def run_debate(
         reqs, keys = [], []
         for it in items:
             for ag in agents:
-                peers = None
-                if rnd > 1:
-                    peers = [
-                        PeerAnswer(
-                            o.name,
-                            last[(it["id"], o.name)]["answer"],
-                            last[(it["id"], o.name)]["confidence"],
-                            last[(it["id"], o.name)]["summary"],
-                        )
-                        for o in agents
-                        if o.name != ag.name
-                    ]
+                peers = [_seen(last, it, o) for o in agents if o.name != ag.name] if rnd > 1 else None
                 msgs = _messages(ag, it, peers, s, rnd)
                 reqs.append((ag.adapter, msgs, it))
                 keys.append((it, ag, msgs))
@@ -229,15 +224,7 @@ def _judge(
 ) -> dict[str, dict]:
     reqs = []
     for it in items:
-        finals = [
-            PeerAnswer(
-                a.name,
-                last[(it["id"], a.name)]["answer"],
-                last[(it["id"], a.name)]["confidence"],
-                last[(it["id"], a.name)]["summary"],
-            )
-            for a in agents
-        ]
+        finals = [_seen(last, it, a) for a in agents]
         reqs.append(
             (judge.adapter, chat(judge.system, judge_prompt(it["question"], it.get("choices"), finals, s.language)), it)
         )
