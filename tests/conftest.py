@@ -74,14 +74,14 @@ def tiny_adapters(tmp_path_factory, tiny_base, smoke_config):
     return {name: train(tiny_base, name, root / name, smoke_config) for name in ("critic", "ideator")}
 
 
-def run_snakemake(workdir: Path, *args, config=SMOKE, check=True, **kw):
-    """Snakemake on the repo's Snakefile in `workdir` (data/ linked in), as a user would run it."""
+def snakemake_cmd(workdir: Path, *args, config=SMOKE) -> list[str]:
+    """The command line of Snakemake on the repo's Snakefile in `workdir` (data/ linked in), as a user runs it."""
     workdir.mkdir(parents=True, exist_ok=True)
     if not (workdir / "data").exists():
         (workdir / "data").symlink_to(REPO / "data")
     if not (workdir / "config.yaml").exists():
         shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
-    cmd = [
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -93,4 +93,9 @@ def run_snakemake(workdir: Path, *args, config=SMOKE, check=True, **kw):
         str(workdir),
         *args,
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, **kw)
+
+
+def run_snakemake(workdir: Path, *args, config=SMOKE, check=True, **kw):
+    return subprocess.run(
+        snakemake_cmd(workdir, *args, config=config), capture_output=True, text=True, check=check, **kw
+    )

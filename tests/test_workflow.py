@@ -6,11 +6,10 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from conftest import REPO, SMOKE, run_snakemake
+from conftest import SMOKE, run_snakemake, snakemake_cmd
 
 R = "results-smoke"
 
@@ -112,19 +111,7 @@ def test_changing_a_fitness_weight_reruns_fitness_and_downstream_only(smoke_run,
 def test_hard_kill_mid_generation_resumes_to_the_same_results(smoke_run, tmp_path):
     work = tmp_path / "killed"
     run_snakemake(work, "--cores", "2", f"{R}/gen0/selection.json")  # generation 0 done, then kill in gen 1
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--configfile",
-        str(SMOKE),
-        "--directory",
-        str(work),
-        "--cores",
-        "2",
-    ]
+    cmd = snakemake_cmd(work, "--cores", "2")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and not (work / "logs/debate/gen1.log").exists():
