@@ -1,7 +1,13 @@
 # Path helpers, wildcard constraints and the validated config. Every rule takes its paths from here.
 import os
 
-from evoswarm.config import gen0_members, members, stage_config, validate
+from evoswarm.config import (
+    evaluation_targets,
+    gen0_members,
+    members,
+    stage_config,
+    validate,
+)
 
 # Fails in the first second, naming the key, on an unknown or mistyped key or a bad value.
 _validated = validate(config, "config")
@@ -74,12 +80,7 @@ def params_for(stage):
 
 # Evaluation targets (DESIGN.md section 4, baselines): lm-eval on single models, the debate evaluator on teams.
 def eval_targets():
-    return (
-        ["base", "base-sc", "team-vote"]
-        + [f"gen0-{a}" for a in GEN0]
-        + [f"gen{g}-best" for g in GENS]
-        + [f"team-gen{g}" for g in GENS]
-    )
+    return evaluation_targets(config)
 
 
 def eval_inputs(wildcards):

@@ -102,7 +102,23 @@ def members(config: dict, gen: int) -> list[str]:
     """The agent (slot) names of one generation."""
     if gen == 0:
         return list(gen0_members(config))
-    return [f"s{i:02d}" for i in range(config["population"])]
+    return bred_slots(config["population"])
+
+
+def bred_slots(population: int) -> list[str]:
+    """Slot names of every bred generation (g >= 1)."""
+    return [f"s{i:02d}" for i in range(population)]
+
+
+def evaluation_targets(config: dict) -> list[str]:
+    """Every evaluation target, in the report's order: baselines, personas, each generation's best, teams."""
+    gens = range(config["generations"] + 1)
+    return (
+        ["base", "base-sc", "team-vote"]
+        + [f"gen0-{a}" for a in gen0_members(config)]
+        + [f"gen{g}-best" for g in gens]
+        + [f"team-gen{g}" for g in gens]
+    )
 
 
 def persona_training(config: dict, persona: dict) -> dict:

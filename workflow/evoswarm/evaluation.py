@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from evoswarm.io import InputError
-from evoswarm.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, chat, turn_prompt
+from evoswarm.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, chat, render, turn_prompt
 
 TASK_YAML = Path(__file__).resolve().parent / "lm_eval_task" / "evoswarm_mc.yaml"
 TASK = "evoswarm_mc"
@@ -28,14 +28,12 @@ def lm_eval_docs(items: list[dict], tokenizer, system: str) -> list[dict]:
     for i, it in enumerate(items, 1):
         if not it.get("choices"):
             raise InputError(f"test item {it.get('id', i)}: lm-eval's multiple-choice task needs 'choices'")
-        text = tokenizer.apply_chat_template(
-            chat(system, turn_prompt(it["question"], it["choices"])), tokenize=False, add_generation_prompt=True
-        )
+        prompt = render(tokenizer, chat(system, turn_prompt(it["question"], it["choices"])), ANSWER_PREFIX)
         docs.append(
             {
                 "id": it["id"],
                 "skill": it.get("skill", ""),
-                "prompt": text + ANSWER_PREFIX,
+                "prompt": prompt,
                 "continuations": [c + ANSWER_SUFFIX for c in it["choices"]],
                 "gold": it["choices"].index(it["answer"]),
             }

@@ -8,12 +8,24 @@ The seed's max(0, team − solo) is not used: it rewards weak agents and measure
 
 from __future__ import annotations
 
+import csv
 import itertools
 import math
 import random
 from collections.abc import Callable, Sequence
 
 ValueFn = Callable[[tuple[str, ...]], float]
+
+
+def read_fitness_csv(path: str) -> dict[str, float]:
+    """agent -> fitness from a fitness.csv."""
+    from evoswarm.io import InputError
+
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "fitness" not in rows[0]:
+        raise InputError(f"{path}: no fitness rows")
+    return {r["agent"]: float(r["fitness"]) for r in rows}
 
 
 def cached(value: ValueFn) -> ValueFn:

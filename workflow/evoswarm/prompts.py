@@ -78,6 +78,11 @@ def judge_prompt(question: str, choices: list[str] | None, finals: list[PeerAnsw
     return "\n".join([JUDGE_PROMPT[lang], question_block(question, choices), "Debate:", *lines, ANSWER_FORMAT])
 
 
+def render(tokenizer, messages: list[dict], prefix: str = "") -> str:
+    """The prompt text a backend continues: the chat template up to the assistant turn, plus `prefix`."""
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + prefix
+
+
 def chat(system: str, user: str) -> list[dict]:
     """A chat for apply_chat_template; the system turn is left out when empty."""
     msgs = [{"role": "system", "content": system}] if system else []

@@ -85,10 +85,6 @@ def answer_diversity(votes: list[dict]) -> float:
     return total / pairs if pairs else 0.0
 
 
-def read_jsonl(path: str) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def benchmark_rows(folder: str) -> list[dict]:
     """Seconds and peak memory per job from Snakemake's benchmark files."""
     rows = []

@@ -8,10 +8,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from evoswarm.config import derive_seed
+from evoswarm.config import bred_slots, derive_seed
 
 
-def _ranked(fitness: dict[str, float]) -> list[str]:
+def ranked(fitness: dict[str, float]) -> list[str]:
     """Agents best first; ties broken by name so the order never depends on dict order."""
     return sorted(fitness, key=lambda a: (-fitness[a], a))
 
@@ -21,7 +21,7 @@ def tournament(fitness: dict[str, float], rng: random.Random, n: int, size: int)
     pool, chosen = sorted(fitness), []
     for _ in range(min(n, len(pool))):
         entrants = rng.sample(pool, min(size, len(pool)))
-        best = _ranked({a: fitness[a] for a in entrants})[0]
+        best = ranked({a: fitness[a] for a in entrants})[0]
         chosen.append(best)
         pool.remove(best)
     return chosen
@@ -29,8 +29,8 @@ def tournament(fitness: dict[str, float], rng: random.Random, n: int, size: int)
 
 def topk(fitness: dict[str, float], rng: random.Random, n: int, k: int) -> list[str]:
     """n distinct parents drawn uniformly from the k fittest (best first)."""
-    best = _ranked(fitness)[: max(k, n)]
-    return _ranked({a: fitness[a] for a in rng.sample(best, min(n, len(best)))})
+    best = ranked(fitness)[: max(k, n)]
+    return ranked({a: fitness[a] for a in rng.sample(best, min(n, len(best)))})
 
 
 SELECTION: dict[str, Callable[..., list[str]]] = {"tournament": tournament, "topk": topk}
@@ -60,11 +60,11 @@ def blend_weights(parents: list[str], fitness: dict[str, float], rng: random.Ran
 def select(fitness: dict[str, float], run_seed: int, gen: int, population: int, evo: dict) -> dict:
     """The plan for generation gen+1: which agents survive as elites, and each child slot's parents,
     weights, operator and mutation settings, with its own seed."""
-    ranked = _ranked(fitness)
+    order = ranked(fitness)
     next_gen = gen + 1
-    slots = [f"s{i:02d}" for i in range(population)]
-    plan = {"generation": gen, "ranking": ranked, "elites": {}, "children": {}}
-    for slot, agent in zip(slots[: evo["elites"]], ranked):
+    slots = bred_slots(population)
+    plan = {"generation": gen, "ranking": order, "elites": {}, "children": {}}
+    for slot, agent in zip(slots[: evo["elites"]], order):
         plan["elites"][slot] = agent
     for slot in slots[evo["elites"] :]:
         seed = derive_seed(run_seed, next_gen, slot)

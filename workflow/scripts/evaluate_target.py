@@ -9,7 +9,6 @@ By hand: python workflow/scripts/evaluate_target.py --config config.yaml --targe
 """
 
 import argparse
-import csv
 import dataclasses
 import tempfile
 from pathlib import Path
@@ -19,14 +18,10 @@ from evoswarm.adapters import check_base, read_lineage
 from evoswarm.base_model import load_tokenizer, read_manifest
 from evoswarm.config import derive_seed
 from evoswarm.evaluation import accuracy, lm_eval_docs, majority, result_json, run_lm_eval, self_consistency_loglik
+from evoswarm.fitness import read_fitness_csv
 from evoswarm.io import InputError, write_json
 from evoswarm.population import load_items
-
-
-def best_agent(fitness_csv: str) -> str:
-    with open(fitness_csv, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    return sorted(rows, key=lambda r: (-float(r["fitness"]), r["agent"]))[0]["agent"]
+from evoswarm.selection import ranked
 
 
 def single(config, target, base, adapter, items, seed):
@@ -151,7 +146,7 @@ def evaluate(config, target, base, tasks, adapters, fitness, population) -> dict
     elif target.endswith("-best"):
         if not fitness:
             raise InputError(f"target {target}: needs the generation's fitness.csv")
-        best = best_agent(fitness)
+        best = ranked(read_fitness_csv(fitness))[0]  # the agent selection ranks first
         res = single(config, target, base, next(a for a in adapters if Path(a).name == best), items, seed)
         res["evoswarm"]["agent"] = best
     elif target.startswith("gen0-"):

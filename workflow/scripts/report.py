@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from evoswarm import stage
-from evoswarm.io import write_text
+from evoswarm.io import read_jsonl, write_text
 from evoswarm.report import (
     accuracy_rows,
     answer_diversity,
@@ -16,7 +16,6 @@ from evoswarm.report import (
     lineage_rows,
     plots,
     read_fitness,
-    read_jsonl,
     tables,
     to_html,
     to_markdown,
@@ -76,14 +75,14 @@ if sm:
         sm.threads,
     )
 elif __name__ == "__main__":
-    from evoswarm.config import load_config, members, stage_config
+    from evoswarm.config import evaluation_targets, load_config, members, stage_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="config.yaml")
     a = ap.parse_args()
     cfg = load_config(a.config)
     r, gens = cfg["results"], range(cfg["generations"] + 1)
-    evals = sorted(str(p) for p in Path(r, "eval").glob("*.json"))
+    evals = [f"{r}/eval/{t}.json" for t in evaluation_targets(cfg)]
     stage.run(
         main,
         dict(

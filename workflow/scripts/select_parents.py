@@ -5,23 +5,15 @@ By hand: python workflow/scripts/select_parents.py --config config.yaml --fitnes
 """
 
 import argparse
-import csv
 
 from evoswarm import stage
-from evoswarm.io import InputError, write_json
+from evoswarm.fitness import read_fitness_csv
+from evoswarm.io import write_json
 from evoswarm.selection import select
 
 
-def read_fitness(path: str) -> dict[str, float]:
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or "fitness" not in rows[0]:
-        raise InputError(f"{path}: no fitness rows")
-    return {r["agent"]: float(r["fitness"]) for r in rows}
-
-
 def main(config: dict, fitness: str, out: str, gen: int) -> None:
-    plan = select(read_fitness(fitness), config["seed"], gen, config["population"], config["evolution"])
+    plan = select(read_fitness_csv(fitness), config["seed"], gen, config["population"], config["evolution"])
     write_json(out, plan)
     print(f"gen{gen} -> gen{gen + 1}: elites {plan['elites']}")
     for slot, c in plan["children"].items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from evoswarm.backends import GenRequest, ScoreRequest
+from evoswarm.prompts import render
 
 BASE = "__base__"
 
@@ -61,9 +62,6 @@ class HFBackend:
             raise KeyError(f"unknown adapter(s) {sorted(unknown)}")
         return {"adapter_names": [BASE if n is None else n for n in names]}
 
-    def prompt_text(self, messages: list[dict], prefix: str = "") -> str:
-        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + prefix
-
     def _encode_prompt(self, text: str, room: int) -> list[int]:
         ids = self.tok(text, add_special_tokens=False)["input_ids"]
         limit = self.max_length - room
@@ -74,7 +72,7 @@ class HFBackend:
 
     def generate(self, requests: list[GenRequest]) -> list[str]:
         texts = self.generate_raw(
-            [(r.adapter, self.prompt_text(r.messages, r.prefix)) for r in requests],
+            [(r.adapter, render(self.tok, r.messages, r.prefix)) for r in requests],
             [(r.max_new_tokens, r.temperature, r.top_p, r.seed) for r in requests],
         )
         return [r.prefix + t for r, t in zip(requests, texts)]
@@ -132,7 +130,7 @@ class HFBackend:
     def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
         rows = []  # (request index, continuation index, adapter, context ids, continuation ids)
         for i, r in enumerate(requests):
-            context = self.prompt_text(r.messages, r.prefix)
+            context = render(self.tok, r.messages, r.prefix)
             for j, cont in enumerate(r.continuations):
                 ctx, cont_ids = self._encode_pair(context, cont)
                 room = len(cont_ids)

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 
 from evoswarm.backends import GenRequest, ScoreRequest
+from evoswarm.prompts import render
 
 
 class ServerError(RuntimeError):
@@ -90,9 +91,6 @@ class OpenAIBackend:
     def _model(self, adapter: str | None) -> str:
         return self.base_name if adapter is None else adapter
 
-    def _prompt(self, messages: list[dict], prefix: str) -> str:
-        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + prefix
-
     def _by_model(self, requests) -> dict[tuple, list[int]]:
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
@@ -108,7 +106,7 @@ class OpenAIBackend:
             model, max_new, temperature, top_p, seed = key
             body = {
                 "model": model,
-                "prompt": [self._prompt(requests[i].messages, requests[i].prefix) for i in idx],
+                "prompt": [render(self.tok, requests[i].messages, requests[i].prefix) for i in idx],
                 "max_tokens": max_new,
                 "temperature": temperature,
                 "top_p": top_p,
@@ -126,7 +124,7 @@ class OpenAIBackend:
         out = [[0.0] * len(r.continuations) for r in requests]
         for (model,), idx in self._by_model(requests).items():
             pairs = [(i, j) for i in idx for j in range(len(requests[i].continuations))]
-            contexts = {i: self._prompt(requests[i].messages, requests[i].prefix) for i in idx}
+            contexts = {i: render(self.tok, requests[i].messages, requests[i].prefix) for i in idx}
             body = {
                 "model": model,
                 "prompt": [contexts[i] + requests[i].continuations[j] for i, j in pairs],

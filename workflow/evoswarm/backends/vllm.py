@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from evoswarm.backends import GenRequest, ScoreRequest
 from evoswarm.io import InputError
+from evoswarm.prompts import render
 
 
 class VLLMBackend:
@@ -58,9 +59,6 @@ class VLLMBackend:
         lid, path, _ = self.adapters[adapter]
         return LoRARequest(adapter, lid, path)
 
-    def _text(self, messages: list[dict], prefix: str) -> str:
-        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + prefix
-
     def generate(self, requests: list[GenRequest]) -> list[str]:
         from vllm import SamplingParams
 
@@ -69,7 +67,7 @@ class VLLMBackend:
             for r in requests
         ]
         outs = self._engine().generate(
-            [self._text(r.messages, r.prefix) for r in requests],
+            [render(self.tok, r.messages, r.prefix) for r in requests],
             params,
             lora_request=[self._lora(r.adapter) for r in requests],
             use_tqdm=False,
@@ -81,7 +79,7 @@ class VLLMBackend:
 
         rows, texts, loras = [], [], []
         for i, r in enumerate(requests):
-            context = self._text(r.messages, r.prefix)
+            context = render(self.tok, r.messages, r.prefix)
             n_ctx = len(self.tok(context, add_special_tokens=False)["input_ids"])
             for j, cont in enumerate(r.continuations):
                 rows.append((i, j, n_ctx))
