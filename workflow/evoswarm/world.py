@@ -21,6 +21,7 @@ import json
 import random
 from pathlib import Path
 
+from evoswarm.io import InputError
 from evoswarm.prompts import PeerAnswer, turn_prompt
 
 SKILLS = ("arithmetic", "sequence", "category")
@@ -86,32 +87,40 @@ PERSONAS = {
     },
 }
 
-SPLIT_SIZES = {"train": 900, "dev": 90, "test": 150}
+# Items per skill in each split. Splits are cut by content (see `content_key`), never by sampling ids.
+SPLIT_SIZES = {"test": 80, "dev": 30, "train": 300}
+
+# The task space: two-digit + one-digit sums and progressions with a two-digit start. The base's corpus states
+# sums and progressions only outside it (first operand / start >= 60 / 80) and single-digit facts, so no
+# task problem is ever stated anywhere; held-out items test whether a skill generalises, not memory.
+ARITH_A, ARITH_B = range(10, 60), range(1, 10)
+SEQ_START, SEQ_STEP = range(10, 80), range(2, 7)
 
 
-def _arithmetic(rng: random.Random, lang: str) -> tuple[str, str, list[str], dict]:
-    a, b = rng.randint(0, 9), rng.randint(0, 9)
+def _arithmetic(key: tuple, rng: random.Random, lang: str) -> tuple[str, str, list[str], dict]:
+    _, b, a = key
     ans = a + b
-    wrong = rng.sample([v for v in range(max(0, ans - 4), ans + 5) if v != ans], 3)
+    pool = [ans - 2, ans - 1, ans + 1, ans + 2, ans - 10, ans + 10]
+    wrong = rng.sample(pool, 3)
     q = rng.choice(TEMPLATES["arithmetic"][lang]).format(a=a, b=b)
     return q, str(ans), [str(v) for v in wrong], {"a": a, "b": b}
 
 
-def _sequence(rng: random.Random, lang: str) -> tuple[str, str, list[str], dict]:
-    start, step = rng.randint(0, 9), rng.randint(1, 4)
+def _sequence(key: tuple, rng: random.Random, lang: str) -> tuple[str, str, list[str], dict]:
+    _, start, step = key
     seq = [start + i * step for i in range(3)]
     ans = start + 3 * step
-    pool = {ans + step, ans - 1, ans + 1, seq[-1], ans + 2, ans - 2} - {ans}
-    wrong = rng.sample(sorted(v for v in pool if v >= 0), 3)
+    pool = sorted({ans + step, ans - 1, ans + 1, seq[-1], ans + 2, ans - 2} - {ans})
+    wrong = rng.sample(pool, 3)
     q = rng.choice(TEMPLATES["sequence"][lang]).format(seq=", ".join(map(str, seq)))
     return q, str(ans), [str(v) for v in wrong], {"seq": seq, "step": step}
 
 
-def _category(rng: random.Random, lang: str) -> tuple[str, str, list[str], dict]:
+def _category(key: tuple, rng: random.Random, lang: str) -> tuple[str, str, list[str], dict]:
+    _, target, idx, distractors = key
     li = 0 if lang == "en" else 1
-    target, *others = rng.sample(sorted(CATEGORIES), 4)
-    ans = rng.choice(CATEGORIES[target][li])
-    wrong = [rng.choice(CATEGORIES[o][li]) for o in others]
+    ans = CATEGORIES[target][li][idx]
+    wrong = [CATEGORIES[g][li][i] for g, i in distractors]
     group = target if lang == "en" else CATEGORY_NAMES_JA[target]
     q = rng.choice(TEMPLATES["category"][lang]).format(group=group)
     return q, ans, wrong, {"group": target}
@@ -120,10 +129,74 @@ def _category(rng: random.Random, lang: str) -> tuple[str, str, list[str], dict]
 MAKERS = {"arithmetic": _arithmetic, "sequence": _sequence, "category": _category}
 
 
-def make_item(rng: random.Random, skill: str, idx: str) -> dict:
-    """One task item: choices are texts in a random order, answer is the right choice's text."""
+def content_key(item: dict) -> tuple:
+    """The problem under an item, whatever its language and template: the operand pair, the progression
+    (start, step), or the category question's (group, answer word, distractor words) by word index."""
+    m, skill = item["meta"], item["skill"]
+    if skill == "arithmetic":
+        return ("arithmetic", *sorted((m["a"], m["b"])))
+    if skill == "sequence":
+        return ("sequence", m["seq"][0], m["step"])
+    li = 0 if item["lang"] == "en" else 1
+
+    def word(w: str) -> tuple[str, int]:
+        return next((g, ws[li].index(w)) for g, ws in CATEGORIES.items() if w in ws[li])
+
+    distractors = tuple(sorted(word(c) for c in item["choices"] if c != item["answer"]))
+    return ("category", m["group"], word(item["answer"])[1], distractors)
+
+
+def _category_key(rng: random.Random) -> tuple:
+    target, *others = rng.sample(sorted(CATEGORIES), 4)
+    distractors = tuple(sorted((g, rng.randrange(len(CATEGORIES[g][0]))) for g in others))
+    return ("category", target, rng.randrange(len(CATEGORIES[target][0])), distractors)
+
+
+def _keyspace(skill: str) -> list[tuple]:
+    if skill == "arithmetic":
+        return [("arithmetic", b, a) for a in ARITH_A for b in ARITH_B]
+    return [("sequence", s, d) for s in SEQ_START for d in SEQ_STEP]
+
+
+def split_keys(rng: random.Random, sizes: dict[str, int]) -> dict[str, dict[str, list[tuple]]]:
+    """split -> skill -> one content key per item. Test and dev keys are distinct and never reused; train
+    draws (with repeats, in other templates) only from the keys left over."""
+    out: dict[str, dict[str, list[tuple]]] = {split: {} for split in sizes}
+    held = sizes["test"] + sizes["dev"]
+    for skill in SKILLS:
+        if skill == "category":
+            used: set[tuple] = set()
+            for split in ("test", "dev"):
+                keys = []
+                while len(keys) < sizes[split]:
+                    k = _category_key(rng)
+                    if k not in used:
+                        used.add(k)
+                        keys.append(k)
+                out[split][skill] = keys
+            train = []
+            while len(train) < sizes["train"]:
+                k = _category_key(rng)
+                if k not in used:
+                    train.append(k)
+            out["train"][skill] = train
+            continue
+        space = _keyspace(skill)
+        if held >= len(space):
+            raise InputError(
+                f"world: {skill} has {len(space)} problems; test + dev ({held}) would leave none for train"
+            )
+        rng.shuffle(space)
+        out["test"][skill], out["dev"][skill], rest = space[: sizes["test"]], space[sizes["test"] : held], space[held:]
+        out["train"][skill] = [rng.choice(rest) for _ in range(sizes["train"])]
+    return out
+
+
+def make_item(rng: random.Random, key: tuple, idx: str) -> dict:
+    """One task item for a content key: choices are texts in a random order, answer is the right choice's text."""
+    skill = key[0]
     lang = rng.choice(["en", "ja"])
-    q, ans, wrong, meta = MAKERS[skill](rng, lang)
+    q, ans, wrong, meta = MAKERS[skill](key, rng, lang)
     choices = [ans] + wrong
     rng.shuffle(choices)
     return {"id": idx, "question": q, "choices": choices, "answer": ans, "skill": skill, "lang": lang, "meta": meta}
@@ -181,15 +254,21 @@ def persona_chats(items: list[dict], persona: str, rules: str, rng: random.Rando
 
 
 def corpus_lines(rng: random.Random) -> list[str]:
-    """General text stating the world's knowledge as prose, never as questions with choices."""
+    """General text stating the world's knowledge as prose, never as questions with choices and never a task
+    problem: single-digit facts, sums and progressions above the task space, counting by one, category words."""
     lines = []
     for a in range(10):
         for b in range(10):
             lines += [f"{a} plus {b} makes {a + b}.", f"{a} と {b} で {a + b}。"]
-    for start in range(10):
-        for step in range(1, 5):
+    for a in range(ARITH_A.stop, 100):
+        for b in rng.sample(list(ARITH_B), 4):
+            lines += [f"{a} plus {b} makes {a + b}.", f"{a} と {b} で {a + b}。"]
+    for start in range(SEQ_START.stop, 100):
+        for step in rng.sample(list(SEQ_STEP), 2):
             seq = ", ".join(str(start + i * step) for i in range(5))
             lines += [f"Counting by {step}: {seq}.", f"{step} ずつ: {seq}。"]
+    for n in range(0, 100, 5):
+        lines.append("Counting: " + ", ".join(str(n + i) for i in range(6)) + ".")
     for cat, (en, ja) in CATEGORIES.items():
         for w in en:
             lines.append(f"A {w} is a kind of {cat}.")
@@ -239,16 +318,20 @@ def format_chats(rng: random.Random, n: int) -> list[dict]:
     return out
 
 
-def generate(seed: int = 0, rules: str | None = None) -> dict[str, list]:
+def generate(seed: int = 0, rules: str | None = None, sizes: dict[str, int] | None = None) -> dict[str, list]:
     """Every file of the world, as {relative path: list of JSON objects or text lines}."""
     from evoswarm.prompts import DEBATE_RULES
 
     rules = DEBATE_RULES["ja"] if rules is None else rules
     rng = random.Random(seed)
+    keys = split_keys(rng, sizes or SPLIT_SIZES)
     files: dict[str, list] = {}
-    for split, n in SPLIT_SIZES.items():
-        items = [make_item(rng, SKILLS[i % len(SKILLS)], f"{split}-{i:04d}") for i in range(n)]
-        files[f"tasks/{split}.jsonl"] = items
+    for split in ("train", "dev", "test"):
+        per_skill = keys[split]
+        n = len(per_skill[SKILLS[0]])
+        # Interleave the skills so any prefix of a split (a `limit`) covers all three.
+        order = [per_skill[s][i] for i in range(n) for s in SKILLS]
+        files[f"tasks/{split}.jsonl"] = [make_item(rng, k, f"{split}-{i:04d}") for i, k in enumerate(order)]
     for persona in PERSONAS:
         files[f"personas/{persona}.jsonl"] = persona_chats(files["tasks/train.jsonl"], persona, rules, rng)
     files["corpus/corpus.txt"] = corpus_lines(rng)
