@@ -97,11 +97,12 @@ def test_novelty_and_normalisation():
     assert fit == {"a": 0.75, "b": 0.25}
 
 
-def fitness_at_p3(solo, n_items, normalise="floored"):
+def fitness_at_p3(solo, n_items):
     """Fitness of three agents that differ in solo accuracy only (cooperation and novelty equal)."""
     same = {a: 0.1 for a in solo}
     parts = {"task": solo, "cooperation": same, "novelty": dict(same)}
-    _, fit = combine(parts, {"task": 0.6, "cooperation": 0.3, "novelty": 0.1}, normalise, part_floors(n_items, 5, 0.02))
+    weights = {"task": 0.6, "cooperation": 0.3, "novelty": 0.1}
+    _, fit = combine(parts, weights, "floored", part_floors(n_items, 5, "answers", 0.001))
     return fit
 
 
@@ -123,7 +124,8 @@ def test_floored_scaling():
     assert floored({"a": 2.0, "b": 2.0}, 0.0) == {"a": 0.0, "b": 0.0}  # no spread: no signal
     assert floored({"a": 0.50, "b": 0.51, "c": 0.52}, 0.1) == pytest.approx({"a": 0.0, "b": 0.1, "c": 0.2})
     assert floored({"a": 0.2, "b": 0.6, "c": 0.4}, 0.1) == pytest.approx({"a": 0.0, "b": 1.0, "c": 0.5})
-    assert part_floors(90, 5, 0.02) == {"task": 5 / 90, "cooperation": 5 / 90, "novelty": 0.02}
+    assert part_floors(90, 5, "embedding", 0.001) == {"task": 5 / 90, "cooperation": 5 / 90, "novelty": 0.001}
+    assert part_floors(90, 5, "answers", 0.001)["novelty"] == 5 / 90
 
 
 def test_rank_scaling_shares_ties():

@@ -148,11 +148,21 @@ def rank(values: dict[str, float], floor: float = 0.0) -> dict[str, float]:
 NORMALISERS: dict[str, Callable[[dict[str, float], float], dict[str, float]]] = {"floored": floored, "rank": rank}
 
 
-def part_floors(n_items: int, resolution_items: float, novelty_floor: float) -> dict[str, float]:
-    """The spread floor of each fitness part: `resolution_items` questions' worth for the
-    accuracy-like parts (task, cooperation), an absolute floor for novelty."""
-    acc_floor = resolution_items / max(1, n_items)
-    return {"task": acc_floor, "cooperation": acc_floor, "novelty": novelty_floor}
+def part_floors(n_items: int, resolution_items: float, novelty: str, embedding_floor: float) -> dict[str, float]:
+    """The spread floor of each fitness part. Shares of the n_items dev questions (task, cooperation,
+    answer-divergence novelty) get `resolution_items` questions' worth; embedding novelty (1 − cosine,
+    no item resolution) gets the absolute `embedding_floor`.
+
+    Defaults, why: 5 questions is about one binomial standard error of a dev accuracy near 0.5 at
+    n ≈ 90 (sqrt(90 · 0.25) ≈ 4.7). On the smoke world, an agent's embedding novelty moved by ≈ 1e-4
+    (bootstrap SD over questions) while the personas were ≈ 5e-3 apart: 0.001 keeps such real
+    differences full-range and keeps near-clones' differences small."""
+    share_floor = resolution_items / max(1, n_items)
+    return {
+        "task": share_floor,
+        "cooperation": share_floor,
+        "novelty": embedding_floor if novelty == "embedding" else share_floor,
+    }
 
 
 def combine(

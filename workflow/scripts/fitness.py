@@ -112,7 +112,7 @@ def main(
     else:
         novelty = answer_novelty(vote_rows)
     n_items = len(vote_rows)
-    floors = part_floors(n_items, fcfg["resolution_items"], fcfg["novelty_floor"])
+    floors = part_floors(n_items, fcfg["resolution_items"], fcfg["novelty"], fcfg["embedding_novelty_floor"])
     parts = {"task": solo, "cooperation": coop, "novelty": novelty}
     norm, fit = combine(parts, fcfg["weights"], fcfg["normalise"], floors)
     team = v(tuple(agents))
