@@ -2,8 +2,19 @@ import itertools
 import math
 import random
 
+import pytest
 from evoswarm.debate import revote
-from evoswarm.fitness import answer_novelty, cached, combine, embedding_novelty, leave_one_out, minmax, shapley
+from evoswarm.fitness import (
+    answer_novelty,
+    cached,
+    combine,
+    embedding_novelty,
+    floored,
+    leave_one_out,
+    part_floors,
+    rank,
+    shapley,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,8 +57,13 @@ def test_sampled_shapley_for_large_populations_is_seeded():
 
 def votes(rows):
     return [
-        {"gold": g, "choices": None, "finals": {a: {"answer": x, "confidence": c} for a, (x, c) in f.items()}}
-        for g, f in rows
+        {
+            "question_id": f"q{i}",
+            "gold": g,
+            "choices": None,
+            "finals": {a: {"answer": x, "confidence": c} for a, (x, c) in f.items()},
+        }
+        for i, (g, f) in enumerate(rows)
     ]
 
 
@@ -59,10 +75,10 @@ def test_revote_and_leave_one_out():
             ("5", {"a": ("4", 0.5), "b": ("5", 0.6), "c": ("4", 0.4)}),
         ]
     )
-    assert revote(v, ["a", "b", "c"]) == 0.5
-    assert revote(v, ["a", "b"]) == 1.0
-    assert revote(v, []) == 0.0
-    val = cached(lambda s: revote(v, list(s)))
+    assert revote(v, ["a", "b", "c"], "choice", 0) == 0.5
+    assert revote(v, ["a", "b"], "choice", 0) == 1.0
+    assert revote(v, [], "choice", 0) == 0.0
+    val = cached(lambda s: revote(v, list(s), "choice", 0))
     loo = leave_one_out(["a", "b", "c"], val)
     assert loo == {"a": -0.5, "b": 0.0, "c": -0.5}
 
@@ -72,8 +88,58 @@ def test_novelty_and_normalisation():
     assert nov["c"] > nov["a"] and math.isclose(nov["a"], 1 - 1 / math.sqrt(2), abs_tol=1e-9)
     v = votes([("1", {"a": ("1", 1), "b": ("1", 1), "c": ("2", 1)})])
     assert answer_novelty(v) == {"a": 0.5, "b": 0.5, "c": 1.0}
-    assert minmax({"a": 2.0, "b": 2.0}) == {"a": 0.0, "b": 0.0}
     norm, fit = combine(
-        {"task": {"a": 1.0, "b": 0.0}, "cooperation": {"a": 0.0, "b": 1.0}}, {"task": 0.75, "cooperation": 0.25}
+        {"task": {"a": 1.0, "b": 0.0}, "cooperation": {"a": 0.0, "b": 1.0}},
+        {"task": 0.75, "cooperation": 0.25},
+        "floored",
+        {"task": 0.1, "cooperation": 0.1},
     )
     assert fit == {"a": 0.75, "b": 0.25}
+
+
+def fitness_at_p3(solo, n_items):
+    """Fitness of three agents that differ in solo accuracy only (cooperation and novelty equal)."""
+    same = {a: 0.1 for a in solo}
+    parts = {"task": solo, "cooperation": same, "novelty": dict(same)}
+    weights = {"task": 0.6, "cooperation": 0.3, "novelty": 0.1}
+    _, fit = combine(parts, weights, "floored", part_floors(n_items, 5, "answers", 0.001))
+    return fit
+
+
+def test_one_question_apart_is_a_small_fitness_difference():
+    n = 90
+    fit = fitness_at_p3({"s00": 46 / n, "s01": 49 / n, "s02": 48 / n}, n)  # s01 beats s02 by one question
+    assert 0 < fit["s01"] - fit["s02"] <= 0.6 / 5 + 1e-9  # a fifth of the task weight, not all of it
+    assert fit["s01"] - fit["s00"] == pytest.approx(0.6 * 3 / 5)
+
+
+def test_a_large_difference_still_spans_the_range():
+    n = 90
+    fit = fitness_at_p3({"s00": 30 / n, "s01": 60 / n, "s02": 45 / n}, n)
+    assert fit["s01"] - fit["s00"] == pytest.approx(0.6)
+    assert fit["s02"] - fit["s00"] == pytest.approx(0.3)
+
+
+def test_floored_scaling():
+    assert floored({"a": 2.0, "b": 2.0}, 0.0) == {"a": 0.0, "b": 0.0}  # no spread: no signal
+    assert floored({"a": 0.50, "b": 0.51, "c": 0.52}, 0.1) == pytest.approx({"a": 0.0, "b": 0.1, "c": 0.2})
+    assert floored({"a": 0.2, "b": 0.6, "c": 0.4}, 0.1) == pytest.approx({"a": 0.0, "b": 1.0, "c": 0.5})
+    assert part_floors(90, 5, "embedding", 0.001) == {"task": 5 / 90, "cooperation": 5 / 90, "novelty": 0.001}
+    assert part_floors(90, 5, "answers", 0.001)["novelty"] == 5 / 90
+
+
+def test_rank_scaling_shares_ties():
+    assert rank({"a": 0.3, "b": 0.1, "c": 0.3}) == {"a": 0.75, "b": 0.0, "c": 0.75}
+    assert rank({"a": 1.0, "b": 2.0, "c": 3.0}) == {"a": 0.0, "b": 0.5, "c": 1.0}
+    assert rank({"a": 1.0}) == {"a": 0.0}
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcdef"), st.floats(-1, 1), min_size=1), st.floats(0, 1))
+def test_normalisers_stay_in_unit_range_and_never_reverse_order(values, floor):
+    for scale in (floored, rank):
+        out = scale(values, floor)
+        assert all(-1e-12 <= x <= 1 + 1e-12 for x in out.values())
+        for a, b in itertools.permutations(values, 2):
+            if values[a] < values[b]:
+                assert out[a] <= out[b]

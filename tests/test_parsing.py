@@ -31,6 +31,6 @@ def test_match_choice():
 
 
 def test_weighted_vote():
-    assert weighted_vote([("7", 0.4), ("8", 0.9), ("7", 0.6)])[0] == "7"
-    assert weighted_vote([("7", 0.5), ("8", 0.5)])[0] == "7"  # tie: first given
-    assert weighted_vote([("", 0.9), ("8", 0.1)])[0] == "8"  # empty answers abstain
+    assert weighted_vote([("7", 0.4), ("8", 0.9), ("7", 0.6)], 0, "q")[0] == "7"
+    assert weighted_vote([("", 0.9), ("8", 0.1)], 0, "q")[0] == "8"  # empty answers abstain
+    assert weighted_vote([("", 0.9)], 0, "q") == ("", {})

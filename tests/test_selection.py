@@ -1,6 +1,11 @@
+import itertools
+import random
+
 import pytest
 from evoswarm.config import validate
-from evoswarm.selection import select
+from evoswarm.selection import blend_weights, fitness_weights, select
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_config import base_config
 
 
@@ -36,3 +41,33 @@ def test_fitness_proportional_weights():
         w = dict(zip(c["parents"], c["weights"]))
         best = max(c["parents"], key=FIT.get)
         assert w[best] == max(c["weights"])
+
+
+BLEND = {"mode": "fitness", "temperature": 0.2, "low": 0.3, "high": 0.7}
+
+
+def test_fitness_weights_on_values():
+    rng = random.Random(0)
+    close = blend_weights(["x", "y"], {"x": 0.52, "y": 0.50}, rng, BLEND)
+    assert close == pytest.approx([0.525, 0.475], abs=1e-3)  # softmax(0.1 / 0.2): close fitness, close weights
+    far = blend_weights(["x", "y"], {"x": 0.9, "y": 0.1}, rng, BLEND)
+    assert far == pytest.approx([0.7, 0.3])  # the weaker parent keeps its floor, never ~0
+    assert blend_weights(["y", "x"], {"x": 0.9, "y": 0.1}, rng, BLEND) == pytest.approx([0.3, 0.7])
+    assert blend_weights(["x", "y"], {"x": 0.4, "y": 0.4}, rng, BLEND) == [0.5, 0.5]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.floats(0, 1), min_size=2, max_size=5),
+    st.floats(0.01, 2),
+    st.floats(0, 0.5),
+    st.floats(0.5, 1),
+)
+def test_fitness_weights_sum_to_one_within_bounds_better_gets_more(fit, temperature, low, high):
+    w = fitness_weights(fit, temperature, low, high)
+    n = len(fit)
+    assert sum(w) == pytest.approx(1)
+    assert all(min(low, 1 / n) - 1e-9 <= x <= max(high, 1 / n) + 1e-9 for x in w)
+    for i, j in itertools.permutations(range(n), 2):
+        if fit[i] > fit[j]:
+            assert w[i] >= w[j] - 1e-12

@@ -21,7 +21,7 @@ def _config(path: str) -> dict:
 
 def cmd_debate(a) -> None:
     from evoswarm.backends import make_backend
-    from evoswarm.debate import Agent, DebateSettings, run_debate
+    from evoswarm.debate import DebateSettings, judge_agent, run_debate
     from evoswarm.population import load_agents
 
     config = _config(a.config)
@@ -38,7 +38,7 @@ def cmd_debate(a) -> None:
     agents = load_agents(backend, a.base, a.adapters)
     s = dataclasses.replace(DebateSettings.from_config(dcfg, "exact", config["seed"]), answer_mode="generate")
     item = {"id": "topic", "question": a.topic, "answer": "", "choices": None}
-    transcripts, votes = run_debate(backend, agents, [item], s, judge=Agent("judge", "", adapter=None))
+    transcripts, votes = run_debate(backend, agents, [item], s, judge=judge_agent(dcfg))
     print(f"# {a.topic}\n")
     for t in transcripts:
         print(

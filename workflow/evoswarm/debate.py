@@ -1,9 +1,11 @@
 """The debate protocol (Du et al. 2023 style) over any backend.
 
-Round 1: every agent answers alone (its solo accuracy). Round r > 1: every agent sees the others'
-previous answers and summaries and may revise. The team answer is the confidence-weighted vote of
-the final round, or an optional judge's pick. All agents' prompts of a round go to the backend in
-one call, so the `hf` backend runs them as mixed-adapter batches.
+Round 1: every agent answers alone (its solo accuracy). Round r > 1: every agent sees its own and
+the others' previous answers and summaries and may revise. The team answer is the confidence-weighted
+vote of the final round (ties broken by `scoring.seeded_hash`), or an optional judge's pick. Who is
+listed first (to an agent or to the judge) is a seeded shuffle per question, so the debate's outcome
+does not depend on the order of the agents in the config. All agents' prompts of a round go to the
+backend in one call, so the `hf` backend runs them as mixed-adapter batches.
 
 Answer modes:
 - `loglik`: each choice's text is scored as the continuation of '{"answer": "'; the answer is the
@@ -28,7 +30,7 @@ from evoswarm.prompts import (
     judge_prompt,
     turn_prompt,
 )
-from evoswarm.scoring import SCORERS, softmax, weighted_vote
+from evoswarm.scoring import SCORERS, seeded_hash, softmax, weighted_vote
 
 
 @dataclass(frozen=True)
@@ -70,15 +72,35 @@ class DebateSettings:
             seed,
         )
 
+    @classmethod
+    def for_generation(cls, config: dict, gen: int) -> DebateSettings:
+        """The settings of generation `gen`'s dev debate; the fitness stage re-votes with the same seed."""
+        from evoswarm.config import derive_seed
+
+        return cls.from_config(config["debate"], config["tasks"]["scorer"], derive_seed(config["seed"], gen, "debate"))
+
+
+def judge_agent(dcfg: dict) -> Agent | None:
+    """The judge of a debate config (`debate.judge`): the base model without adapter, or None.
+
+    The one place a judge is built: the debate stage, the fitness value function and the team
+    evaluation all use it, so "the team's answer" means the same thing everywhere."""
+    return Agent("judge", "", adapter=None) if dcfg["judge"] else None
+
+
+def seeded_order(names: list[str], seed: int, question_id: str) -> list[str]:
+    """The agents in a seeded per-question order (independent of the order they are given in)."""
+    return sorted(names, key=lambda n: seeded_hash(seed, question_id, n))
+
 
 def prompt_hash(messages: list[dict]) -> str:
     return hashlib.sha256(json.dumps(messages, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _messages(agent: Agent, item: dict, peers: list[PeerAnswer] | None, s: DebateSettings, rnd: int) -> list[dict]:
-    user = turn_prompt(
-        item["question"], item.get("choices"), peers, s.rules if peers else "", rnd == s.rounds and rnd > 1
-    )
+def _messages(
+    agent: Agent, item: dict, own: PeerAnswer | None, peers: list[PeerAnswer] | None, s: DebateSettings, rnd: int
+) -> list[dict]:
+    user = turn_prompt(item["question"], item.get("choices"), peers, s.rules, rnd == s.rounds and rnd > 1, own=own)
     return chat(agent.system, user)
 
 
@@ -150,10 +172,10 @@ def ask(backend: Backend, reqs: list[tuple[str | None, list[dict], dict]], s: De
     return _generated_turns(backend, reqs, s, seed)
 
 
-def _seen(last: dict, item: dict, agent: Agent) -> PeerAnswer:
-    """What the others (or the judge) see of an agent's latest turn on an item."""
-    t = last[(item["id"], agent.name)]
-    return PeerAnswer(agent.name, t["answer"], t["confidence"], t["summary"])
+def _seen(last: dict, item: dict, name: str) -> PeerAnswer:
+    """What the agent itself, the others or the judge see of an agent's latest turn on an item."""
+    t = last[(item["id"], name)]
+    return PeerAnswer(name, t["answer"], t["confidence"], t["summary"])
 
 
 def run_debate(
@@ -168,9 +190,13 @@ def run_debate(
     for rnd in range(1, s.rounds + 1):
         reqs, keys = [], []
         for it in items:
+            order = seeded_order([a.name for a in agents], s.seed, it["id"])
             for ag in agents:
-                peers = [_seen(last, it, o) for o in agents if o.name != ag.name] if rnd > 1 else None
-                msgs = _messages(ag, it, peers, s, rnd)
+                own, peers = None, None
+                if rnd > 1:
+                    own = _seen(last, it, ag.name)
+                    peers = [_seen(last, it, o) for o in order if o != ag.name]
+                msgs = _messages(ag, it, own, peers, s, rnd)
                 reqs.append((ag.adapter, msgs, it))
                 keys.append((it, ag, msgs))
         turns = ask(backend, reqs, s, derive_seed(s.seed, "debate", rnd))
@@ -191,7 +217,10 @@ def run_debate(
                     "correct": score(t["answer"], it["answer"], it.get("choices")),
                 }
             )
-    judged = _judge(backend, judge, agents, items, last, s) if judge else {}
+    judged = {}
+    if judge:
+        finals_seen = {it["id"]: {a.name: _seen(last, it, a.name) for a in agents} for it in items}
+        judged = _judge(backend, judge, items, finals_seen, s)
     votes = []
     for it in items:
         finals = {
@@ -201,7 +230,7 @@ def run_debate(
             }
             for ag in agents
         }
-        team, scores = weighted_vote([(f["answer"], f["confidence"]) for f in finals.values()])
+        team, scores = weighted_vote([(f["answer"], f["confidence"]) for f in finals.values()], s.seed, it["id"])
         row = {
             "question_id": it["id"],
             "skill": it.get("skill", ""),
@@ -220,16 +249,16 @@ def run_debate(
 
 
 def _judge(
-    backend: Backend, judge: Agent, agents: list[Agent], items: list[dict], last: dict, s: DebateSettings
+    backend: Backend, judge: Agent, items: list[dict], finals: dict[str, dict[str, PeerAnswer]], s: DebateSettings
 ) -> dict[str, dict]:
-    reqs = []
-    for it in items:
-        finals = [_seen(last, it, a) for a in agents]
-        reqs.append(
-            (judge.adapter, chat(judge.system, judge_prompt(it["question"], it.get("choices"), finals, s.language)), it)
-        )
+    """The judge's pick per item, shown the final turns `finals[question id][agent]` (in seeded order)."""
     from evoswarm.config import derive_seed
 
+    reqs = []
+    for it in items:
+        shown = [finals[it["id"]][a] for a in seeded_order(list(finals[it["id"]]), s.seed, it["id"])]
+        prompt = judge_prompt(it["question"], it.get("choices"), shown, s.language)
+        reqs.append((judge.adapter, chat(judge.system, prompt), it))
     turns = ask(backend, reqs, s, derive_seed(s.seed, "judge"))
     return {
         it["id"]: {"answer": t["answer"], "confidence": t["confidence"], "summary": t["summary"], "raw": t["raw"]}
@@ -237,13 +266,49 @@ def _judge(
     }
 
 
-def revote(votes: list[dict], subset: list[str], scorer: str = "choice") -> float:
-    """Team accuracy of a subset of agents by re-voting their recorded final answers (0 if empty)."""
+def revote(votes: list[dict], subset: list[str], scorer: str, seed: int) -> float:
+    """Team accuracy of a subset of agents by re-voting their recorded final answers (0 if empty).
+
+    `seed` is the debate's (DebateSettings.seed): with the full team this gives back the debate's
+    own team answers, ties included."""
     if not subset or not votes:
         return 0.0
     score = SCORERS[scorer]
     correct = 0
     for v in votes:
-        team, _ = weighted_vote([(v["finals"][a]["answer"], v["finals"][a]["confidence"]) for a in subset])
+        finals = [(v["finals"][a]["answer"], v["finals"][a]["confidence"]) for a in subset]
+        team, _ = weighted_vote(finals, seed, v["question_id"])
         correct += score(team, v["gold"], v.get("choices"))
     return correct / len(votes)
+
+
+def final_turns(transcripts: list[dict]) -> dict[str, dict[str, PeerAnswer]]:
+    """Each agent's last-round turn per question, as the judge sees it: {question id: {agent: turn}}."""
+    last_round = max(r["round"] for r in transcripts)
+    out: dict[str, dict[str, PeerAnswer]] = {}
+    for r in transcripts:
+        if r["round"] == last_round:
+            out.setdefault(r["question_id"], {})[r["agent"]] = PeerAnswer(
+                r["agent"], r["answer"], r["confidence"], r["summary"]
+            )
+    return out
+
+
+def rejudge(
+    backend: Backend,
+    judge: Agent,
+    items: list[dict],
+    finals: dict[str, dict[str, PeerAnswer]],
+    subset: list[str],
+    s: DebateSettings,
+) -> float:
+    """Accuracy of the judge shown only the final turns of the agents in `subset` (0 if empty).
+
+    Same prompt layout and seed as the debate's judge: with the full team this gives back the
+    debate's own judged accuracy."""
+    if not subset or not items:
+        return 0.0
+    score = SCORERS[s.scorer]
+    shown = {it["id"]: {a: finals[it["id"]][a] for a in subset} for it in items}
+    judged = _judge(backend, judge, items, shown, s)
+    return sum(score(judged[it["id"]]["answer"], it["answer"], it.get("choices")) for it in items) / len(items)

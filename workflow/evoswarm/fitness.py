@@ -1,8 +1,9 @@
 """Fitness parts: task (solo accuracy), cooperation (leave-one-out or Shapley gain of the team), novelty.
 
 Cooperation is a value function v(S) = team accuracy of coalition S (v(∅) = 0), either by
-re-voting the recorded final answers (cheap) or by re-running the debate without the others
-(counterfactual). Parts are min-max normalised within the generation, then weighted.
+re-voting the recorded final answers (cheap; with a judge, re-judging them) or by re-running the
+debate without the others (counterfactual). Parts are put on a common scale within the generation
+by a normaliser chosen by name (`fitness.normalise`) that does not stretch noise, then weighted.
 The seed's max(0, team − solo) is not used: it rewards weak agents and measures no contribution.
 """
 
@@ -115,17 +116,65 @@ def answer_novelty(votes: list[dict]) -> dict[str, float]:
     return {a: s / len(votes) for a, s in out.items()}
 
 
-def minmax(values: dict[str, float]) -> dict[str, float]:
-    """Scale to [0, 1] within the generation; a part with no spread carries no signal (all 0)."""
+def floored(values: dict[str, float], floor: float) -> dict[str, float]:
+    """(x − min) / max(range, floor): min-max scaling whose spread never falls below `floor`.
+
+    Why: plain min-max maps any spread to [0, 1], so at P = 3 one dev question (1/n_items) weighs as
+    much as the whole range. With the floor at the data's resolution, differences smaller than the
+    floor stay small, and differences larger than it still span [0, 1]. A part with no spread is 0."""
     lo, hi = min(values.values()), max(values.values())
-    if hi - lo < 1e-12:
+    spread = max(hi - lo, floor)
+    if spread <= 0:
         return {k: 0.0 for k in values}
-    return {k: (v - lo) / (hi - lo) for k, v in values.items()}
+    return {k: (v - lo) / spread for k, v in values.items()}
 
 
-def combine(parts: dict[str, dict[str, float]], weights: dict[str, float]) -> tuple[dict, dict[str, float]]:
-    """Normalise each part within the generation and take the weighted mean. Returns (normalised, fitness)."""
-    norm = {p: minmax(vals) for p, vals in parts.items()}
+def rank(values: dict[str, float], floor: float = 0.0) -> dict[str, float]:
+    """(average rank − 1) / (n − 1): ties share their rank, so equal values score equal; `floor` unused.
+
+    Rank differences ignore the size of a difference: one question apart is a full step. Kept as an
+    option for parts whose scale is not comparable across generations; `floored` is the default."""
+    n = len(values)
+    if n == 1:
+        return {k: 0.0 for k in values}
+    out = {}
+    for k, v in values.items():
+        below = sum(x < v for x in values.values())
+        tied = sum(x == v for x in values.values())
+        out[k] = (below + (tied - 1) / 2) / (n - 1)  # average of the 0-based ranks it ties with
+    return out
+
+
+NORMALISERS: dict[str, Callable[[dict[str, float], float], dict[str, float]]] = {"floored": floored, "rank": rank}
+
+
+def part_floors(n_items: int, resolution_items: float, novelty: str, embedding_floor: float) -> dict[str, float]:
+    """The spread floor of each fitness part. Shares of the n_items dev questions (task, cooperation,
+    answer-divergence novelty) get `resolution_items` questions' worth; embedding novelty (1 − cosine,
+    no item resolution) gets the absolute `embedding_floor`.
+
+    Defaults, why: 5 questions is about one binomial standard error of a dev accuracy near 0.5 at
+    n ≈ 90 (sqrt(90 · 0.25) ≈ 4.7). On the smoke world, an agent's embedding novelty moved by ≈ 1e-4
+    (bootstrap SD over questions) while the personas were ≈ 5e-3 apart: 0.001 keeps such real
+    differences full-range and keeps near-clones' differences small."""
+    share_floor = resolution_items / max(1, n_items)
+    return {
+        "task": share_floor,
+        "cooperation": share_floor,
+        "novelty": embedding_floor if novelty == "embedding" else share_floor,
+    }
+
+
+def combine(
+    parts: dict[str, dict[str, float]],
+    weights: dict[str, float],
+    normalise: str,
+    floors: dict[str, float],
+) -> tuple[dict, dict[str, float]]:
+    """Normalise each part within the generation (NORMALISERS[normalise], with floors[part]) and
+    take the weighted mean. Returns (normalised parts, fitness)."""
+    scale = NORMALISERS[normalise]
+    norm = {p: scale(vals, floors[p]) for p, vals in parts.items()}
     total = sum(weights[p] for p in parts)
     agents = next(iter(parts.values())).keys()
     fit = {a: sum(weights[p] * norm[p][a] for p in parts) / total for a in agents}

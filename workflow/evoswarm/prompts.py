@@ -49,21 +49,31 @@ def question_block(question: str, choices: list[str] | None) -> str:
     return f"Q: {question}\nChoices: " + " | ".join(choices)
 
 
+def _turn_line(p: PeerAnswer, label: str) -> str:
+    return f"{label}: {p.answer} ({p.confidence:.2f}) {p.summary}".rstrip()
+
+
 def turn_prompt(
     question: str,
     choices: list[str] | None,
     peers: list[PeerAnswer] | None = None,
     rules: str = "",
     final_round: bool = False,
+    *,
+    own: PeerAnswer | None = None,
 ) -> str:
     """The user message for one debate turn.
 
-    Round 1 passes no peers; later rounds pass the other agents' previous answers and summaries.
+    Round 1 passes neither peers nor own; later rounds pass the agent's own previous turn (`own`,
+    shown as "You: ...", as in Du et al., so it can keep or revise it) and the other agents' previous
+    answers and summaries (`peers`, under "Others:").
     """
     parts = [question_block(question, choices)]
+    if own:
+        parts.append(_turn_line(own, "You"))
     if peers:
-        lines = [f"- {p.agent}: {p.answer} ({p.confidence:.2f}) {p.summary}".rstrip() for p in peers]
-        parts.append("Others:\n" + "\n".join(lines))
+        parts.append("Others:\n" + "\n".join(_turn_line(p, f"- {p.agent}") for p in peers))
+    if own or peers:
         if rules:
             parts.append(rules)
         if final_round:
@@ -74,7 +84,7 @@ def turn_prompt(
 
 def judge_prompt(question: str, choices: list[str] | None, finals: list[PeerAnswer], lang: str) -> str:
     """The user message for the optional judge agent: the question and every agent's final turn."""
-    lines = [f"- {p.agent}: {p.answer} ({p.confidence:.2f}) {p.summary}".rstrip() for p in finals]
+    lines = [_turn_line(p, f"- {p.agent}") for p in finals]
     return "\n".join([JUDGE_PROMPT[lang], question_block(question, choices), "Debate:", *lines, ANSWER_FORMAT])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Callable
@@ -41,22 +42,33 @@ def softmax(xs: list[float]) -> list[float]:
     return [v / s for v in e]
 
 
-def weighted_vote(answers: list[tuple[str, float]]) -> tuple[str, dict[str, float]]:
+def seeded_hash(seed: int, question_id: str, key: str) -> str:
+    """A stable pseudo-random rank for `key` on one question: sha256 of (seed, question id, key).
+
+    Sorting by it orders answers (tie-break) or agents (who is listed first) without favouring
+    the first agent in config order or the alphabetically first name."""
+    return hashlib.sha256(f"{seed}\x1f{question_id}\x1f{key}".encode()).hexdigest()
+
+
+def weighted_vote(answers: list[tuple[str, float]], seed: int, question_id: str) -> tuple[str, dict[str, float]]:
     """Confidence-weighted vote over (answer, confidence) pairs; empty answers abstain.
 
-    Returns (winner, scores by normalised answer). Ties go to the answer given first, so the
-    result never depends on anything but the order of the agents.
+    Returns (winner, scores by normalised answer). Answers tied on score (rounded to 9 digits, so
+    float summation order cannot split a tie) go to the smallest seeded_hash(seed, question_id,
+    normalised answer): the result depends on the answers given, never on who gave them first.
     """
-    scores: dict[str, float] = {}
-    first: dict[str, str] = {}
+    confs: dict[str, list[float]] = {}
+    texts: dict[str, list[str]] = {}
     for ans, conf in answers:
         key = normalize_answer(ans)
         if not key:
             continue
-        scores[key] = scores.get(key, 0.0) + conf
-        first.setdefault(key, ans)
-    if not scores:
+        confs.setdefault(key, []).append(conf)
+        texts.setdefault(key, []).append(ans)
+    if not confs:
         return "", {}
-    order = list(first)
-    best = max(order, key=lambda k: (round(scores[k], 9), -order.index(k)))
-    return first[best], {k: round(v, 6) for k, v in scores.items()}
+    scores = {k: math.fsum(c) for k, c in confs.items()}  # exact sum: independent of order
+    top = max(round(v, 9) for v in scores.values())
+    tied = [k for k, v in scores.items() if round(v, 9) == top]
+    best = min(tied, key=lambda k: seeded_hash(seed, question_id, k))
+    return min(texts[best]), {k: round(v, 6) for k, v in sorted(scores.items())}

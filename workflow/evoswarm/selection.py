@@ -36,8 +36,35 @@ def topk(fitness: dict[str, float], rng: random.Random, n: int, k: int) -> list[
 SELECTION: dict[str, Callable[..., list[str]]] = {"tournament": tournament, "topk": topk}
 
 
+def capped_simplex(weights: list[float], low: float, high: float) -> list[float]:
+    """The nearest point to `weights` (Euclidean) whose entries sum to 1 and lie in [low, high].
+
+    It shifts every weight by the same amount, then clips (bisection on the shift), so the order of
+    the weights is kept. Bounds that no n weights summing to 1 can meet are widened to include 1/n."""
+    n = len(weights)
+    low, high = min(low, 1 / n), max(high, 1 / n)
+
+    def total(shift: float) -> float:
+        return sum(min(high, max(low, w + shift)) for w in weights)
+
+    a, b = low - max(weights), high - min(weights)  # total(a) = n * low <= 1 <= n * high = total(b)
+    for _ in range(100):
+        mid = (a + b) / 2
+        a, b = (mid, b) if total(mid) < 1 else (a, mid)
+    return [min(high, max(low, w + (a + b) / 2)) for w in weights]
+
+
+def fitness_weights(fitness: list[float], temperature: float, low: float, high: float) -> list[float]:
+    """softmax(f / temperature), kept within [low, high]: the fitter parent gets more, close fitness
+    gives close weights, and no parent's share falls to ~0 (fitness is already on a 0..1 scale)."""
+    from evoswarm.scoring import softmax
+
+    return capped_simplex(softmax([f / temperature for f in fitness]), low, high)
+
+
 def blend_weights(parents: list[str], fitness: dict[str, float], rng: random.Random, blend: dict) -> list[float]:
-    """Weights summing to 1: fixed (first parent gets `value`), uniform in [low, high], or fitness-proportional."""
+    """Weights summing to 1: fixed (first parent gets `value`), uniform in [low, high], or
+    fitness-proportional (`fitness_weights`, with `temperature`, within [low, high])."""
     n = len(parents)
     if n == 1:
         return [1.0]
@@ -51,8 +78,7 @@ def blend_weights(parents: list[str], fitness: dict[str, float], rng: random.Ran
             else [rng.uniform(blend["low"], blend["high"]) for _ in parents]
         )
     else:
-        low = min(fitness[p] for p in parents)
-        raw = [fitness[p] - low + 1e-3 for p in parents]
+        raw = fitness_weights([fitness[p] for p in parents], blend["temperature"], blend["low"], blend["high"])
     total = sum(raw)
     return [round(w / total, 6) for w in raw]
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from evoswarm import stage
 from evoswarm.backends import make_backend
-from evoswarm.config import derive_seed
-from evoswarm.debate import Agent, DebateSettings, run_debate
+from evoswarm.debate import DebateSettings, judge_agent, run_debate
 from evoswarm.io import write_jsonl
 from evoswarm.population import load_agents, load_items
 
@@ -21,8 +20,8 @@ def main(config: dict, base: str, adapters: list[str], tasks: str, transcripts: 
     items = load_items(tasks, dcfg["max_questions"])
     backend = make_backend(dcfg["backend"], base, config)
     agents = load_agents(backend, base, adapters)
-    judge = Agent("judge", "", adapter=None) if dcfg["judge"] else None
-    settings = DebateSettings.from_config(dcfg, config["tasks"]["scorer"], derive_seed(config["seed"], gen, "debate"))
+    judge = judge_agent(dcfg)
+    settings = DebateSettings.for_generation(config, gen)
     print(
         f"debate gen{gen}: {len(agents)} agents x {len(items)} questions x {settings.rounds} rounds "
         f"({dcfg['backend']}, {settings.answer_mode})",

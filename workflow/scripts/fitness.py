@@ -1,8 +1,10 @@
 """Stage fitness: score each agent of a generation from its debate -> fitness.csv.
 
-task = solo accuracy (round 1); cooperation = Shapley value or leave-one-out gain of the team
-(re-voting recorded answers, or re-running the debate); novelty = embedding distance from the
-others (base model hidden states over the agent's turns) or answer divergence.
+task = solo accuracy (round 1); cooperation = Shapley value or leave-one-out gain of the team, with
+v(S) the team accuracy of coalition S: re-voting the recorded final answers with the debate's
+tie-break seed (with `debate.judge`, re-running the judge on S's final turns), or re-running the
+debate; novelty = embedding distance from the others (base model hidden states over the agent's
+turns) or answer divergence. fitness.csv keeps the raw parts, the normalised parts and the fitness.
 
 By hand: python workflow/scripts/fitness.py --config config.yaml --gen 0
 """
@@ -10,18 +12,30 @@ By hand: python workflow/scripts/fitness.py --config config.yaml --gen 0
 import argparse
 import csv
 import io
+from functools import cache
 from pathlib import Path
 
 from evoswarm import stage
 from evoswarm.adapters import read_lineage
 from evoswarm.config import derive_seed
-from evoswarm.debate import revote
-from evoswarm.fitness import COOPERATION, answer_novelty, cached, combine, embedding_novelty, leave_one_out, shapley
-from evoswarm.io import read_jsonl, write_text
+from evoswarm.debate import DebateSettings, final_turns, judge_agent, rejudge, revote, run_debate
+from evoswarm.fitness import (
+    COOPERATION,
+    answer_novelty,
+    cached,
+    combine,
+    embedding_novelty,
+    leave_one_out,
+    part_floors,
+    shapley,
+)
+from evoswarm.io import InputError, read_jsonl, write_text
+from evoswarm.population import load_agents, load_items
 
 COLUMNS = [
     "agent",
     "adapter_sha",
+    "n_items",
     "solo_acc",
     "team_acc",
     "loo",
@@ -34,23 +48,14 @@ COLUMNS = [
 ]
 
 
-def rerun_value(config, base, adapters, tasks, gen):
+def rerun_value(backend, agents, items, s, judge):
     """v(S) by re-running the whole debate with only the agents in S (counterfactual, costly)."""
-    from evoswarm.backends import make_backend
-    from evoswarm.debate import DebateSettings, run_debate
-    from evoswarm.population import load_agents, load_items
-
-    backend = make_backend(config["debate"]["backend"], base, config)
-    agents = {a.name: a for a in load_agents(backend, base, adapters)}
-    items = load_items(tasks, config["debate"]["max_questions"])
-    s = DebateSettings.from_config(
-        config["debate"], config["tasks"]["scorer"], derive_seed(config["seed"], gen, "debate")
-    )
 
     def value(coalition):
-        _, votes = run_debate(backend, [agents[a] for a in coalition], items, s)
-        print(f"  rerun without others: {coalition} -> {sum(v['correct'] for v in votes) / len(votes):.3f}", flush=True)
-        return sum(v["correct"] for v in votes) / len(votes)
+        _, votes = run_debate(backend, [agents[a] for a in coalition], items, s, judge=judge)
+        acc = sum(v["correct"] for v in votes) / len(votes)
+        print(f"  rerun without others: {coalition} -> {acc:.3f}", flush=True)
+        return acc
 
     return value
 
@@ -59,18 +64,37 @@ def main(
     config: dict, base: str, adapters: list[str], transcripts: str, votes: str, tasks: str, out: str, gen: int = 0
 ) -> None:
     fcfg = config["fitness"]
-    rows = read_jsonl(transcripts, required=["agent", "round", "correct"])
-    vote_rows = read_jsonl(votes, required=["finals", "gold"])
+    rows = read_jsonl(transcripts, required=["question_id", "agent", "round", "correct", "answer", "confidence"])
+    vote_rows = read_jsonl(votes, required=["question_id", "finals", "gold"])
     agents = [Path(a).name for a in adapters]
+    settings = DebateSettings.for_generation(config, gen)
+    judge = judge_agent(config["debate"])
+
+    @cache
+    def debate_backend():
+        from evoswarm.backends import make_backend
+
+        return make_backend(config["debate"]["backend"], base, config)
+
     solo = {
         a: sum(r["correct"] for r in rows if r["agent"] == a and r["round"] == 1)
         / max(1, sum(1 for r in rows if r["agent"] == a and r["round"] == 1))
         for a in agents
     }
-    if fcfg["cooperation_mode"] == "revote":
-        v = cached(lambda s: revote(vote_rows, list(s), config["tasks"]["scorer"]))
+    if fcfg["cooperation_mode"] == "rerun":
+        loaded = {ag.name: ag for ag in load_agents(debate_backend(), base, adapters)}
+        items = load_items(tasks, config["debate"]["max_questions"])
+        v = cached(rerun_value(debate_backend(), loaded, items, settings, judge))
+    elif judge:
+        by_id = {it["id"]: it for it in load_items(tasks)}
+        missing = [r["question_id"] for r in vote_rows if r["question_id"] not in by_id]
+        if missing:
+            raise InputError(f"{votes}: question {missing[0]} is not in {tasks}")
+        items = [by_id[r["question_id"]] for r in vote_rows]
+        finals = final_turns(rows)
+        v = cached(lambda s: rejudge(debate_backend(), judge, items, finals, list(s), settings))
     else:
-        v = cached(rerun_value(config, base, adapters, tasks, gen))
+        v = cached(lambda s: revote(vote_rows, list(s), settings.scorer, settings.seed))
     seed = derive_seed(config["seed"], gen, "fitness")
     loo = leave_one_out(agents, v)
     shap = shapley(agents, v, seed=seed)
@@ -78,16 +102,19 @@ def main(
     if fcfg["novelty"] == "embedding":
         from evoswarm.backends.hf import HFBackend
 
-        backend = HFBackend.from_base(base, config)
+        be = debate_backend() if config["debate"]["backend"] == "hf" else HFBackend.from_base(base, config)
         # One embedding per turn, averaged: the agent's mean embedding.
         emb = {}
         for a in agents:
-            vecs = backend.embed([r["raw"] for r in rows if r["agent"] == a])
+            vecs = be.embed([r["raw"] for r in rows if r["agent"] == a])
             emb[a] = [sum(col) / len(vecs) for col in zip(*vecs)]
         novelty = embedding_novelty(emb)
     else:
         novelty = answer_novelty(vote_rows)
-    norm, fit = combine({"task": solo, "cooperation": coop, "novelty": novelty}, fcfg["weights"])
+    n_items = len(vote_rows)
+    floors = part_floors(n_items, fcfg["resolution_items"], fcfg["novelty"], fcfg["embedding_novelty_floor"])
+    parts = {"task": solo, "cooperation": coop, "novelty": novelty}
+    norm, fit = combine(parts, fcfg["weights"], fcfg["normalise"], floors)
     team = v(tuple(agents))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
@@ -97,6 +124,7 @@ def main(
             {
                 "agent": a,
                 "adapter_sha": read_lineage(path)["sha256"],
+                "n_items": n_items,
                 "solo_acc": f"{solo[a]:.6f}",
                 "team_acc": f"{team:.6f}",
                 "loo": f"{loo[a]:.6f}",
