@@ -4,6 +4,7 @@ import os
 from evoswarm.config import (
     evaluation_targets,
     gen0_members,
+    gen0_systems,
     members,
     stage_config,
     validate,
@@ -97,9 +98,15 @@ def eval_inputs(wildcards):
         inputs["adapters"] = adapters_of(0)
     elif t.startswith("team-gen"):
         inputs["adapters"] = adapters_of(int(t[8:]))
-    elif t not in ("base", "base-sc"):
+    # base, base-sc and prompt-vote read the base alone (prompt-vote: + eval_systems)
+    elif t not in ("base", "base-sc", "prompt-vote"):
         raise ValueError(f"unknown evaluation target {t!r}; known: {eval_targets()}")
     return inputs
+
+
+def eval_systems(wildcards):
+    """prompt-vote's persona system prompts (passed as params; the other targets read none)."""
+    return gen0_systems(config) if wildcards.target == "prompt-vote" else {}
 
 
 def report_inputs(wildcards=None):

@@ -16,6 +16,7 @@ rule evaluate:
     params:
         config=params_for("evaluate"),
         population=config["population"],
+        systems=eval_systems,
     script:
         "../workflow/scripts/evaluate_target.py"
 

@@ -114,11 +114,16 @@ def evaluation_targets(config: dict) -> list[str]:
     """Every evaluation target, in the report's order: baselines, personas, each generation's best, teams."""
     gens = range(config["generations"] + 1)
     return (
-        ["base", "base-sc", "team-vote"]
+        ["base", "base-sc", "prompt-vote", "team-vote"]
         + [f"gen0-{a}" for a in gen0_members(config)]
         + [f"gen{g}-best" for g in gens]
         + [f"team-gen{g}" for g in gens]
     )
+
+
+def gen0_systems(config: dict) -> dict[str, str]:
+    """Generation 0's slots -> their persona's system prompt (prompt-vote runs them without adapters)."""
+    return {slot: p["system"] for slot, p in gen0_members(config).items()}
 
 
 def persona_training(config: dict, persona: dict) -> dict:

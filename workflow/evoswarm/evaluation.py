@@ -2,20 +2,22 @@
 evaluator for teams, and base-model self-consistency; every result in lm-eval's JSON shape.
 
 Each result carries `evoswarm.per_item` (id, skill, correct) so the report can break accuracy down
-by skill and bootstrap intervals from the very items that were scored.
+by skill and bootstrap intervals from the very items that were scored, and `evoswarm.budget` (model
+calls, generated tokens, scored continuations) so targets are compared at what they cost.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
-from collections import Counter
 from pathlib import Path
 
 import yaml
 
 from evoswarm.io import InputError
+from evoswarm.parsing import match_choice, normalize_answer, parse_turn
 from evoswarm.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, chat, render, turn_prompt
 
 TASK_YAML = Path(__file__).resolve().parent / "lm_eval_task" / "evoswarm_mc.yaml"
@@ -88,7 +90,9 @@ def run_lm_eval(
     from lm_eval.utils import handle_non_serializable
 
     out = json.loads(json.dumps(res, default=handle_non_serializable))
-    out["evoswarm"] = {"evaluator": "lm-eval", "per_item": per_item}
+    # One forward pass per item; lm-eval scores every choice's continuation and generates nothing.
+    spent = budget(len(docs), 0, sum(len(d["continuations"]) for d in docs))
+    out["evoswarm"] = {"evaluator": "lm-eval", "per_item": per_item, "budget": spent}
     return out
 
 
@@ -108,23 +112,87 @@ def accuracy(result: dict) -> float:
     return result["results"][TASK]["acc,none"]
 
 
-def majority(answers: list[str]) -> str:
-    """Most frequent answer; ties go to the one seen first."""
-    counts = Counter(answers)
-    return max(answers, key=lambda a: (counts[a], -answers.index(a))) if answers else ""
+def budget(model_calls: int, generated_tokens: int, scored_continuations: int) -> dict:
+    """What a target spent on the test items, recorded as `evoswarm.budget` so targets compare at equal cost."""
+    return {
+        "model_calls": int(model_calls),
+        "generated_tokens": int(generated_tokens),
+        "scored_continuations": int(scored_continuations),
+    }
 
 
-def self_consistency_loglik(scores: list[list[float]], items: list[dict], k: int, seed: int) -> list[str]:
-    """k answers sampled from each item's softmax over its choices' log-likelihoods, then majority."""
-    from evoswarm.scoring import softmax
+class CountingBackend:
+    """A backend wrapper that counts the tokens generated (the backend's own count where it keeps one,
+    else the returned text after any forced prefix, by the base tokenizer) and the continuations
+    scored; everything else goes to the wrapped backend."""
 
-    rng = random.Random(seed)
-    out = []
-    for sc, it in zip(scores, items):
-        probs = softmax(sc)
-        draws = rng.choices(it["choices"], weights=probs, k=k)
-        out.append(majority(draws))
-    return out
+    def __init__(self, backend, tokenizer):
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.generated_tokens = 0
+        self.scored_continuations = 0
+
+    def add_adapter(self, name: str, path: str) -> None:
+        self.backend.add_adapter(name, path)
+
+    def generate(self, requests: list) -> list[str]:
+        before = getattr(self.backend, "generated_tokens", None)
+        texts = self.backend.generate(requests)
+        if before is not None:
+            self.generated_tokens += self.backend.generated_tokens - before
+            return texts
+        for r, t in zip(requests, texts):
+            new = t[len(r.prefix) :] if t.startswith(r.prefix) else t
+            self.generated_tokens += len(self.tokenizer(new, add_special_tokens=False)["input_ids"])
+        return texts
+
+    def score(self, requests: list) -> list[list[float]]:
+        self.scored_continuations += sum(len(r.continuations) for r in requests)
+        return self.backend.score(requests)
+
+    def budget(self, model_calls: int) -> dict:
+        return budget(model_calls, self.generated_tokens, self.scored_continuations)
+
+    def __getattr__(self, name):  # e.g. `truncated`
+        if name == "backend":  # not set yet (copying): no recursion
+            raise AttributeError(name)
+        return getattr(self.backend, name)
+
+
+def tie_rank(seed: int, item_id: str, answer: str) -> str:
+    """Order among tied answers: a hash of (seed, item, answer), so it depends on neither sample order
+    nor the answers' text order, and differs between seeds."""
+    return hashlib.sha256(f"{seed}/{item_id}/{answer}".encode()).hexdigest()
+
+
+def seeded_majority(answers: list[str], seed: int, item_id: str) -> tuple[str, dict[str, int]]:
+    """Most frequent non-empty answer (empty ones abstain), ties broken by `tie_rank`.
+
+    Answers count by their normalised form; the winner is given in its smallest spelling, so the
+    result never depends on the order of the samples. Returns (winner or '', counts by normalised form).
+    """
+    counts: dict[str, int] = {}
+    spelling: dict[str, str] = {}
+    for a in answers:
+        key = normalize_answer(a)
+        if not key:
+            continue
+        counts[key] = counts.get(key, 0) + 1
+        spelling[key] = min(spelling.get(key, a), a)
+    if not counts:
+        return "", {}
+    best = max(counts.values())
+    winner = min((k for k, c in counts.items() if c == best), key=lambda k: tie_rank(seed, item_id, k))
+    return spelling[winner], counts
+
+
+def sample_answer(text: str, choices: list[str] | None) -> str:
+    """One sampled turn's answer, as the debate reads it: parsed leniently, mapped onto the choices
+    (kept as written when it names none); '' when no answer could be read (an abstention)."""
+    t = parse_turn(text)
+    if not t.ok:
+        return ""
+    return (match_choice(t.answer, choices) or t.answer) if choices else t.answer
 
 
 def bootstrap_ci(correct: list[bool], iters: int, seed: int) -> tuple[float, float]:

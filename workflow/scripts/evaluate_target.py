@@ -1,8 +1,10 @@
 """Stage evaluate: one evaluation target on the test split -> eval/<target>.json (lm-eval's JSON shape).
 
 Targets: base | gen0-<agent> | gen<g>-best (lm-eval, model `hf`, `peft=` for adapters);
-team-vote (generation 0, one round: persona vote without debate) | team-gen<g> (full debate) |
-base-sc (base-model self-consistency at the debate's budget, k = agents x rounds).
+base-sc (base-model self-consistency: k sampled round-1 turns, majority; k = agents x rounds by default);
+prompt-vote (the base with each gen-0 persona's system prompt and no adapter, one round);
+team-vote (generation 0's adapters, one round: persona vote without debate) | team-gen<g> (full debate).
+Every result records its budget (model calls, generated tokens, scored continuations).
 
 By hand: python workflow/scripts/evaluate_target.py --config config.yaml --target gen0-critic \
              --adapters results/gen0/adapters/critic --out results/eval/gen0-critic.json
@@ -15,9 +17,18 @@ from pathlib import Path
 
 from evoswarm import stage
 from evoswarm.adapters import check_base, read_lineage
+from evoswarm.backends import make_backend
 from evoswarm.base_model import load_tokenizer, read_manifest
 from evoswarm.config import derive_seed
-from evoswarm.evaluation import accuracy, lm_eval_docs, majority, result_json, run_lm_eval, self_consistency_loglik
+from evoswarm.evaluation import (
+    CountingBackend,
+    accuracy,
+    lm_eval_docs,
+    result_json,
+    run_lm_eval,
+    sample_answer,
+    seeded_majority,
+)
 from evoswarm.fitness import read_fitness_csv
 from evoswarm.io import InputError, write_json
 from evoswarm.population import load_items
@@ -40,70 +51,91 @@ def single(config, target, base, adapter, items, seed):
     return out
 
 
-def team(config, target, base, adapters, items, seed, rounds):
-    from evoswarm.backends import make_backend
-    from evoswarm.debate import DebateSettings, run_debate
+def counting_backend(config, base) -> CountingBackend:
+    """The debate's backend over the base, counting what it generates and scores (for the budget)."""
+    backend = make_backend(config["debate"]["backend"], base, config)
+    return CountingBackend(backend, load_tokenizer(base, config["base"]["trust_remote_code"]))
+
+
+def team(config, target, base, items, seed, rounds, adapters=(), systems=None):
+    """A team through the debate evaluator: generation adapters, or (prompt-vote) the base under each
+    persona's system prompt with no adapter. The judge takes part as in the debate stage."""
+    from evoswarm.debate import Agent, DebateSettings, run_debate
     from evoswarm.population import load_agents
 
-    backend = make_backend(config["debate"]["backend"], base, config)
-    agents = load_agents(backend, base, adapters)
-    s = dataclasses.replace(
-        DebateSettings.from_config(config["debate"], config["tasks"]["scorer"], seed), rounds=rounds
-    )
-    transcripts, votes = run_debate(backend, agents, items, s)
+    backend = counting_backend(config, base)
+    if adapters:
+        agents = load_agents(backend, base, adapters)
+    else:
+        agents = [Agent(name, system, adapter=None) for name, system in (systems or {}).items()]
+    if not agents:
+        raise InputError(f"target {target}: no agents (needs adapters or persona system prompts)")
+    dcfg = config["debate"]
+    s = dataclasses.replace(DebateSettings.from_config(dcfg, config["tasks"]["scorer"], seed), rounds=rounds)
+    judge = Agent("judge", "", adapter=None) if dcfg["judge"] else None
+    transcripts, votes = run_debate(backend, agents, items, s, judge=judge)
     skills = {it["id"]: it.get("skill", "") for it in items}
     per_item = [
         {"id": v["question_id"], "skill": skills[v["question_id"]], "correct": bool(v["correct"])} for v in votes
     ]
     fails = sum(not t["parsed"] for t in transcripts)
+    turns = len(transcripts) + (len(items) if judge else 0)  # one model call per agent turn and judge turn
     return result_json(
         per_item,
         "debate",
         {
             "target": target,
             "agents": [a.name for a in agents],
+            "adapters": [a.adapter for a in agents],
+            "systems": [a.system for a in agents],
             "rounds": rounds,
+            "judge": bool(judge),
             "parse_failure_rate": fails / len(transcripts),
+            "budget": backend.budget(turns),
         },
     )
 
 
 def self_consistency(config, target, base, items, seed, k):
-    from evoswarm.backends import GenRequest, ScoreRequest, make_backend
-    from evoswarm.parsing import match_choice, parse_turn
-    from evoswarm.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, chat, turn_prompt
+    """k full round-1 turns of the base (no system prompt) sampled per item, each seeded; the majority of
+    the parsed answers, whatever the debate's answer mode. Unparsed samples abstain."""
+    from evoswarm.backends import GenRequest
+    from evoswarm.prompts import chat, turn_prompt
     from evoswarm.scoring import SCORERS
 
-    dcfg = config["debate"]
-    backend = make_backend(dcfg["backend"], base, config)
-    msgs = [chat("", turn_prompt(it["question"], it.get("choices"))) for it in items]
-    if dcfg["answer_mode"] == "loglik" and all(it.get("choices") for it in items):
-        scores = backend.score(
-            [
-                ScoreRequest(None, m, [c + ANSWER_SUFFIX for c in it["choices"]], ANSWER_PREFIX)
-                for m, it in zip(msgs, items)
-            ]
-        )
-        answers = self_consistency_loglik(scores, items, k, seed)
-    else:
-        temperature = dcfg["temperature"] or 0.7  # sampling is the point of self-consistency
-        texts = backend.generate(
-            [
-                GenRequest(None, m, dcfg["max_new_tokens"], temperature, dcfg["top_p"], seed + j)
-                for j in range(k)
-                for m in msgs
-            ]
-        )
-        answers = []
-        for i, it in enumerate(items):
-            parsed = [parse_turn(texts[j * len(items) + i]).answer for j in range(k)]
-            answers.append(majority([match_choice(a, it["choices"]) or a if it.get("choices") else a for a in parsed]))
+    dcfg, ecfg = config["debate"], config["evaluation"]
+    temperature, top_p = ecfg["self_consistency_temperature"], ecfg["self_consistency_top_p"]
+    backend = counting_backend(config, base)
+    msgs = [chat("", turn_prompt(it["question"], it.get("choices"))) for it in items]  # a round-1 debate turn
+    texts = backend.generate(
+        [
+            GenRequest(None, m, dcfg["max_new_tokens"], temperature, top_p, derive_seed(seed, "sample", j))
+            for j in range(k)
+            for m in msgs
+        ]
+    )
     score = SCORERS[config["tasks"]["scorer"]]
-    per_item = [
-        {"id": it["id"], "skill": it.get("skill", ""), "correct": bool(score(a, it["answer"], it.get("choices")))}
-        for a, it in zip(answers, items)
-    ]
-    return result_json(per_item, "self-consistency", {"target": target, "k": k})
+    per_item, abstained = [], 0
+    for i, it in enumerate(items):
+        answers = [sample_answer(texts[j * len(items) + i], it.get("choices")) for j in range(k)]
+        abstained += answers.count("")
+        answer, votes = seeded_majority(answers, seed, it["id"])
+        correct = bool(answer) and bool(score(answer, it["answer"], it.get("choices")))
+        per_item.append(
+            {"id": it["id"], "skill": it.get("skill", ""), "correct": correct, "answer": answer, "votes": votes}
+        )
+    return result_json(
+        per_item,
+        "self-consistency",
+        {
+            "target": target,
+            "k": k,
+            "temperature": temperature,
+            "top_p": top_p,
+            "parse_failure_rate": abstained / (k * len(items)) if items else 0.0,
+            "budget": backend.budget(k * len(items)),
+        },
+    )
 
 
 def main(
@@ -115,9 +147,10 @@ def main(
     adapters: list[str] | None = None,
     fitness: str | None = None,
     population: int = 3,
+    systems: dict[str, str] | None = None,
 ) -> None:
     try:
-        res = evaluate(config, target, base, tasks, adapters or [], fitness, population)
+        res = evaluate(config, target, base, tasks, adapters or [], fitness, population, systems or {})
     except Exception as e:  # recorded, so a failed target shows as failed in the report, never drops out
         res = {"failed": True, "error": f"{type(e).__name__}: {e}", "evoswarm": {"target": target}}
         print(f"error: target {target} failed: {res['error']}", flush=True)
@@ -126,11 +159,12 @@ def main(
     write_json(out, res)
     print(
         f"{target}: accuracy {accuracy(res):.3f} on {res['n-samples']['evoswarm_mc']['effective']} items "
-        f"({res['evoswarm']['evaluator']})"
+        f"({res['evoswarm']['evaluator']}); budget {res['evoswarm']['budget']}"
     )
 
 
-def evaluate(config, target, base, tasks, adapters, fitness, population) -> dict:
+def evaluate(config, target, base, tasks, adapters, fitness, population, systems) -> dict:
+    """`systems`: gen-0 slot -> persona system prompt, read by prompt-vote only."""
     items = load_items(tasks, config["evaluation"]["limit"])
     seed = derive_seed(config["seed"], "evaluate", target)
     rounds = config["debate"]["rounds"]
@@ -139,10 +173,12 @@ def evaluate(config, target, base, tasks, adapters, fitness, population) -> dict
     elif target == "base-sc":
         k = config["evaluation"]["self_consistency_k"] or population * rounds
         res = self_consistency(config, target, base, items, seed, k)
+    elif target == "prompt-vote":
+        res = team(config, target, base, items, seed, rounds=1, systems=systems)
     elif target == "team-vote":
-        res = team(config, target, base, adapters, items, seed, rounds=1)
+        res = team(config, target, base, items, seed, rounds=1, adapters=adapters)
     elif target.startswith("team-gen"):
-        res = team(config, target, base, adapters, items, seed, rounds=rounds)
+        res = team(config, target, base, items, seed, rounds=rounds, adapters=adapters)
     elif target.endswith("-best"):
         if not fitness:
             raise InputError(f"target {target}: needs the generation's fitness.csv")
@@ -169,12 +205,13 @@ if sm:
             adapters=list(sm.input.get("adapters", [])),
             fitness=sm.input.get("fitness"),
             population=sm.params.population,
+            systems=sm.params.systems,
         ),
         sm.log[0],
         sm.threads,
     )
 elif __name__ == "__main__":
-    from evoswarm.config import load_config, stage_config
+    from evoswarm.config import gen0_systems, load_config, stage_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="config.yaml")
@@ -198,6 +235,7 @@ elif __name__ == "__main__":
             adapters=a.adapters,
             fitness=a.fitness,
             population=cfg["population"],
+            systems=gen0_systems(cfg),
         ),
         threads=a.threads,
     )

@@ -31,6 +31,9 @@ class ScoreRequest:
 
 
 class Backend(Protocol):
+    """Backends that know how many tokens they generated keep a running `generated_tokens` count
+    (hf, vllm); evaluation budgets otherwise count the returned text with the base tokenizer."""
+
     def add_adapter(self, name: str, path: str) -> None: ...
 
     def generate(self, requests: list[GenRequest]) -> list[str]: ...

@@ -24,6 +24,7 @@ class HFBackend:
         self.max_length = max_length or getattr(model.config, "max_position_embeddings", 4096)
         self.adapters: dict[str, str] = {}
         self.truncated = 0  # prompts cut to fit the context, counted for the transcript summary
+        self.generated_tokens = 0  # tokens generate() produced (up to each row's end of turn), for budgets
 
     @classmethod
     def from_base(cls, base_dir: str, config: dict) -> HFBackend:
@@ -114,7 +115,11 @@ class HFBackend:
             cache_implementation="static" if self.static_cache else None,
             **self._adapter_kw([a for a, _ in prompts]),
         )
-        return self.tok.batch_decode(gen[:, width:], skip_special_tokens=True)
+        new = gen[:, width:]
+        ended = (new == self.tok.eos_token_id).int()
+        # A row ends at its first end-of-turn token (counted); after it come only pads.
+        self.generated_tokens += int(torch.where(ended.any(1), ended.argmax(1) + 1, new.shape[1]).sum())
+        return self.tok.batch_decode(new, skip_special_tokens=True)
 
     def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         # As lm-eval does: trailing spaces move to the continuation; split the whole encoding.

@@ -27,6 +27,7 @@ class VLLMBackend:
         self.tok = load_tokenizer(base_dir, config["base"]["trust_remote_code"])
         self.adapters: dict[str, tuple[int, str, int]] = {}  # name -> (id, path, rank)
         self.llm = None
+        self.generated_tokens = 0  # what generate() produced, for evaluation budgets
 
     def add_adapter(self, name: str, path: str) -> None:
         import json
@@ -72,6 +73,7 @@ class VLLMBackend:
             lora_request=[self._lora(r.adapter) for r in requests],
             use_tqdm=False,
         )
+        self.generated_tokens += sum(len(o.outputs[0].token_ids) for o in outs)
         return [r.prefix + o.outputs[0].text for r, o in zip(requests, outs)]
 
     def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
