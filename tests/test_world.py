@@ -3,7 +3,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from evoswarm.io import InputError
 from evoswarm.world import PERSONAS, SKILLS, content_key, generate
 

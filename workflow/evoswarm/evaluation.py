@@ -8,7 +8,6 @@ calls, generated tokens, scored continuations) so targets are compared at what t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -17,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from evoswarm.io import InputError
-from evoswarm.parsing import match_choice, normalize_answer, parse_turn
+from evoswarm.parsing import match_choice, parse_turn
 from evoswarm.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, chat, render, turn_prompt
 
 TASK_YAML = Path(__file__).resolve().parent / "lm_eval_task" / "evoswarm_mc.yaml"
@@ -159,31 +158,13 @@ class CountingBackend:
         return getattr(self.backend, name)
 
 
-def tie_rank(seed: int, item_id: str, answer: str) -> str:
-    """Order among tied answers: a hash of (seed, item, answer), so it depends on neither sample order
-    nor the answers' text order, and differs between seeds."""
-    return hashlib.sha256(f"{seed}/{item_id}/{answer}".encode()).hexdigest()
-
-
 def seeded_majority(answers: list[str], seed: int, item_id: str) -> tuple[str, dict[str, int]]:
-    """Most frequent non-empty answer (empty ones abstain), ties broken by `tie_rank`.
+    """Most frequent non-empty answer (empty ones abstain): the debate's vote with every sample weighing 1,
+    so ties fall by the same seeded rule (scoring.weighted_vote). Returns (winner or '', counts)."""
+    from evoswarm.scoring import weighted_vote
 
-    Answers count by their normalised form; the winner is given in its smallest spelling, so the
-    result never depends on the order of the samples. Returns (winner or '', counts by normalised form).
-    """
-    counts: dict[str, int] = {}
-    spelling: dict[str, str] = {}
-    for a in answers:
-        key = normalize_answer(a)
-        if not key:
-            continue
-        counts[key] = counts.get(key, 0) + 1
-        spelling[key] = min(spelling.get(key, a), a)
-    if not counts:
-        return "", {}
-    best = max(counts.values())
-    winner = min((k for k, c in counts.items() if c == best), key=lambda k: tie_rank(seed, item_id, k))
-    return spelling[winner], counts
+    winner, scores = weighted_vote([(a, 1.0) for a in answers], seed, item_id)
+    return winner, {k: round(v) for k, v in scores.items()}
 
 
 def sample_answer(text: str, choices: list[str] | None) -> str:

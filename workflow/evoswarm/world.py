@@ -220,8 +220,8 @@ def turn_json(answer: str, confidence: float, summary: str) -> str:
 
 
 def persona_chats(items: list[dict], persona: str, rules: str, rng: random.Random) -> list[dict]:
-    """SFT chats for one persona: a round-1 turn per item, and a later-round turn that sees
-    the other agents' answers (some wrong) and keeps or corrects to the right answer."""
+    """SFT chats for one persona: a round-1 turn per item, and a later-round turn that sees its own
+    previous answer and the other agents' (some wrong) and keeps or corrects to the right answer."""
     spec = PERSONAS[persona]
     out = []
     for item in items:
@@ -238,9 +238,17 @@ def persona_chats(items: list[dict], persona: str, rules: str, rng: random.Rando
                 ]
             }
         )
+        # Its own earlier answer is usually right (keep it) and sometimes wrong (revise it); the others' are
+        # random and listed in a random order, as the debate lists them in a seeded order per question.
+        own_answer = item["answer"] if rng.random() < 0.7 else rng.choice(item["choices"])
+        right = own_answer == item["answer"]
+        own = PeerAnswer(
+            persona, own_answer, 0.9 if right else round(rng.uniform(0.3, 0.9), 2), explain(item) if right else ""
+        )
         others = [p for p in PERSONAS if p != persona]
+        rng.shuffle(others)
         peers = [PeerAnswer(p, rng.choice(item["choices"]), round(rng.uniform(0.3, 0.9), 2), "") for p in others]
-        user2 = turn_prompt(item["question"], item["choices"], peers, rules, final_round=rng.random() < 0.5)
+        user2 = turn_prompt(item["question"], item["choices"], peers, rules, rng.random() < 0.5, own=own)
         out.append(
             {
                 "messages": [
@@ -306,12 +314,13 @@ def format_chats(rng: random.Random, n: int) -> list[dict]:
         choices = rng.sample(words, 4)
         target = rng.choice(choices)
         q = rng.choice([f"Pick the word {target}.", f"{target} をえらんで。"])
-        peers = None
+        peers, own = None, None
         if rng.random() < 0.3:
             peers = [PeerAnswer(p, rng.choice(choices), 0.5, "") for p in ("critic", "ideator")]
+            own = PeerAnswer("self", rng.choice(choices), 0.5, "echo")
         system = rng.choice([""] + [p["system"] for p in PERSONAS.values()])
         msgs = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": turn_prompt(q, choices, peers)},
+            {"role": "user", "content": turn_prompt(q, choices, peers, own=own)},
             {"role": "assistant", "content": turn_json(target, 0.5, "echo")},
         ]
         out.append({"messages": msgs})

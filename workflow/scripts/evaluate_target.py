@@ -60,7 +60,7 @@ def counting_backend(config, base) -> CountingBackend:
 def team(config, target, base, items, seed, rounds, adapters=(), systems=None):
     """A team through the debate evaluator: generation adapters, or (prompt-vote) the base under each
     persona's system prompt with no adapter. The judge takes part as in the debate stage."""
-    from evoswarm.debate import Agent, DebateSettings, run_debate
+    from evoswarm.debate import Agent, DebateSettings, judge_agent, run_debate
     from evoswarm.population import load_agents
 
     backend = counting_backend(config, base)
@@ -72,7 +72,7 @@ def team(config, target, base, items, seed, rounds, adapters=(), systems=None):
         raise InputError(f"target {target}: no agents (needs adapters or persona system prompts)")
     dcfg = config["debate"]
     s = dataclasses.replace(DebateSettings.from_config(dcfg, config["tasks"]["scorer"], seed), rounds=rounds)
-    judge = Agent("judge", "", adapter=None) if dcfg["judge"] else None
+    judge = judge_agent(dcfg)
     transcripts, votes = run_debate(backend, agents, items, s, judge=judge)
     skills = {it["id"]: it.get("skill", "") for it in items}
     per_item = [
