@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 from pathlib import Path
 
@@ -158,12 +159,23 @@ def _keyspace(skill: str) -> list[tuple]:
     return [("sequence", s, d) for s in SEQ_START for d in SEQ_STEP]
 
 
+def _keyspace_size(skill: str) -> int:
+    if skill == "category":  # target group x its word x 3 of the other groups x a word of each
+        groups, words = len(CATEGORIES), len(CATEGORIES["fruit"][0])
+        return groups * words * math.comb(groups - 1, 3) * words**3
+    return len(_keyspace(skill))
+
+
 def split_keys(rng: random.Random, sizes: dict[str, int]) -> dict[str, dict[str, list[tuple]]]:
     """split -> skill -> one content key per item. Test and dev keys are distinct and never reused; train
     draws (with repeats, in other templates) only from the keys left over."""
     out: dict[str, dict[str, list[tuple]]] = {split: {} for split in sizes}
     held = sizes["test"] + sizes["dev"]
     for skill in SKILLS:
+        if held >= _keyspace_size(skill):
+            raise InputError(
+                f"world: {skill} has {_keyspace_size(skill)} problems; test + dev ({held}) would leave none for train"
+            )
         if skill == "category":
             used: set[tuple] = set()
             for split in ("test", "dev"):
@@ -182,10 +194,6 @@ def split_keys(rng: random.Random, sizes: dict[str, int]) -> dict[str, dict[str,
             out["train"][skill] = train
             continue
         space = _keyspace(skill)
-        if held >= len(space):
-            raise InputError(
-                f"world: {skill} has {len(space)} problems; test + dev ({held}) would leave none for train"
-            )
         rng.shuffle(space)
         out["test"][skill], out["dev"][skill], rest = space[: sizes["test"]], space[sizes["test"] : held], space[held:]
         out["train"][skill] = [rng.choice(rest) for _ in range(sizes["train"])]
