@@ -105,6 +105,9 @@ def fake_run(root: Path, seeds=(0, 1), generations=1, budget=False, drop_skill=F
     bench = root / "benchmarks" / "debate"
     bench.mkdir(parents=True)
     (bench / "seed0-gen0.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t900.1\n")
+    (bench / "seed1-gen0.tsv").write_text("s\th:m:s\tmax_rss\n10.0\t0:00:10\t900.1\n")
+    (root / "benchmarks" / "build_base").mkdir()
+    (root / "benchmarks" / "build_base" / "build_base.tsv").write_text("s\th:m:s\tmax_rss\n40.0\t0:00:40\t700\n")
     return stage_config(cfg, "report"), files
 
 
@@ -157,6 +160,8 @@ def test_same_tables_in_html_and_markdown_in_the_promised_order(tmp_path):
     assert row[acc.head.index("model_calls")] == "18"  # mean of 12 and 24 over the two seeds
     raw = next(s for s in sections if s.title.startswith("Raw fitness parts"))
     assert "solo_acc" in raw.head and not any(h.endswith("_norm") for h in raw.head)
+    timing = next(s for s in sections if s.title.startswith("Stage timings by rule"))
+    assert "shared jobs (base, base evaluation) 40 s; per replicate: seed 0 12 s, seed 1 10 s" in timing.note
     first = next(s for s in sections if s.title.startswith("Example debate 1"))
     assert "d1" in first.title and "What is 1 + 1?" in first.note and len(first.rows) == 2 * 3
 

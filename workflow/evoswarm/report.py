@@ -13,9 +13,11 @@ import csv
 import html
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evoswarm.adapters import read_lineage
 from evoswarm.config import derive_seed, gen0_members
 from evoswarm.io import InputError, read_jsonl
 from evoswarm.stats import Estimate, Scored, accuracy, paired_difference, scored_from_per_item, verdict
@@ -94,13 +96,6 @@ def read_csv_rows(path: str) -> list[dict]:
         raise InputError(f"{path}: file not found")
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
-
-
-def read_lineage_file(adapter_dir: str) -> dict:
-    p = Path(adapter_dir) / "lineage.json"
-    if not p.is_file():
-        raise InputError(f"{p}: lineage file not found")
-    return json.loads(p.read_text(encoding="utf-8"))
 
 
 # --- verdicts ------------------------------------------------------------------------------------
@@ -218,6 +213,15 @@ def estimates(scored: dict[str, Scored | str], iters: int, seed: int) -> dict[st
     return {t: accuracy(s, iters, derive_seed(seed, "report", t)) for t, s in scored.items() if not isinstance(s, str)}
 
 
+def item_accuracy(items: dict[str, bool]) -> float:
+    return sum(items.values()) / len(items)
+
+
+def mean_accuracy(s: Scored) -> float:
+    """Mean over seeds of the per-seed accuracy (no interval)."""
+    return sum(item_accuracy(v) for v in s.by_seed.values()) / len(s.by_seed)
+
+
 def budget_keys(evals: dict[str, dict[int, dict]]) -> list[str]:
     keys: dict[str, None] = {}
     for by_seed in evals.values():
@@ -257,15 +261,6 @@ def accuracy_section(evals, scored, est) -> Section:
         head=["target", "what", "accuracy", "95% CI", "per seed", "items", *skills, *budget, "status"],
         rows=rows,
     )
-
-
-def item_accuracy(items: dict[str, bool]) -> float:
-    return sum(items.values()) / len(items)
-
-
-def mean_accuracy(s: Scored) -> float:
-    """Mean over seeds of the per-seed accuracy (no interval)."""
-    return sum(item_accuracy(v) for v in s.by_seed.values()) / len(s.by_seed)
 
 
 def dev_solo(fitness_rows: list[dict], agent: str) -> float | None:
@@ -480,15 +475,28 @@ def benchmark_rows(folder: str) -> list[dict]:
     return rows
 
 
+def cost_split(bench: list[dict]) -> tuple[float, dict[int, float]]:
+    """Job seconds of the shared jobs (base, base evaluation) and of each replicate (jobs named seed<k>-...)."""
+    shared, per_seed = 0.0, {}
+    for b in bench:
+        m = re.match(r"seed(\d+)-", b["job"])
+        if m:
+            per_seed[int(m.group(1))] = per_seed.get(int(m.group(1)), 0.0) + b["s"]
+        else:
+            shared += b["s"]
+    return shared, per_seed
+
+
 def timing_sections(bench: list[dict]) -> list[Section]:
     by_rule: dict[str, list[dict]] = {}
     for b in bench:
         by_rule.setdefault(b["rule"], []).append(b)
-    total = sum(b["s"] for b in bench)
+    shared, per_seed = cost_split(bench)
+    replicates = ", ".join(f"seed {k} {v:.0f} s" for k, v in sorted(per_seed.items()))
     return [
         Section(
             "Stage timings by rule (Snakemake benchmarks)",
-            note=f"All jobs together: {total:.0f} s of job time.",
+            note=f"Job time: shared jobs (base, base evaluation) {shared:.0f} s; per replicate: {replicates or '-'}.",
             head=["rule", "jobs", "seconds", "seconds per job"],
             rows=[
                 [r, str(len(bs)), f"{sum(b['s'] for b in bs):.1f}", f"{sum(b['s'] for b in bs) / len(bs):.1f}"]
@@ -518,7 +526,7 @@ def build(config: dict, files: dict, benchmarks: str) -> tuple[str, str, list[Se
     fitness = {s: [read_csv_rows(p) for p in files["fitness"][s]] for s in seeds}
     dev_test = dev_vs_test(config, evals, fitness)
     gen_rows = generation_rows(config, est, dev_test)
-    lineage = {s: [read_lineage_file(d) for d in files["adapters"][s]] for s in seeds}
+    lineage = {s: [read_lineage(d) for d in files["adapters"][s]] for s in seeds}
     best = {(d["seed"], d["gen"]): d["agent"] for d in dev_test}
     last = config["generations"]
 
