@@ -223,17 +223,19 @@ IMAGE_PROBE = (
 )
 
 
-def decoded_images(html_file: Path, profile: Path) -> str:
-    """'1' or '0' per <img> of the page as headless Chromium renders it (installed first when missing)."""
+def decoded_images(html_file: Path, work: Path) -> str:
+    """'1' or '0' per <img> of the page as headless Chromium renders it (installed first when missing);
+    the probed copy of the page and the browser profile go to `work`."""
     found = subprocess.run(
         [str(REPO / "tests/support/ensure_chromium.sh")], capture_output=True, text=True, timeout=900
     )
     assert found.returncode == 0, f"no headless Chromium: {found.stderr}"
-    probe = html_file.with_name("probe.html")
+    work.mkdir(parents=True, exist_ok=True)
+    probe = (work / "probe.html").resolve()
     probe.write_text(html_file.read_text().replace("</body>", IMAGE_PROBE + "</body>"))
     run = subprocess.run(
         [found.stdout.split()[-1], "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={work / 'profile'}",
          "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
@@ -246,10 +248,10 @@ def test_every_report_image_decodes_in_headless_chromium(tmp_path):
     title, intro, sections = report(tmp_path)
     page = tmp_path / "index.html"
     page.write_text(to_html(title, intro, sections))
-    assert decoded_images(page, tmp_path / "chromium-profile") == "11"
+    assert decoded_images(page, tmp_path / "chromium") == "11"
 
 
 def test_the_image_check_catches_a_broken_image(tmp_path):
     page = tmp_path / "broken.html"
     page.write_text("<html><body><img src='data:image/png;base64,AAAA'></body></html>")
-    assert decoded_images(page, tmp_path / "chromium-profile") == "0"
+    assert decoded_images(page, tmp_path / "chromium") == "0"
