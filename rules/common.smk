@@ -16,15 +16,11 @@ config.update(_validated)
 
 R = config["results"]
 SEEDS = config["seeds"]
-G = config["generations"]
-GENS = list(range(G + 1))
 GEN0 = gen0_members(config)
 # Rules that run the model ask for a GPU when the config puts the model on one.
 GPU = 1 if config["base"]["device"] == "cuda" else 0
 # The conda env each rule runs in under `--sdm conda` (paths relative to rules/).
 CONDA_ENV = "../envs/cuda.yaml" if GPU else "../envs/cpu.yaml"
-# Output patterns of a replicate's files: every per-replicate rule has a `seed` wildcard.
-REP = layout.replicate_dir(R, "{seed}")
 
 
 wildcard_constraints:

@@ -202,11 +202,23 @@ def test_a_report_over_mismatched_seeds_is_refused(tmp_path):
 
 def test_mismatched_items_between_targets_name_the_files(tmp_path):
     cfg, files = fake_run(tmp_path)
-    path = files["evals"][0]["team-vote"]
+    for seed in (0, 1):  # the same odd item in both seeds: only the comparison with team-gen0 can notice
+        path = files["evals"][seed]["team-vote"]
+        res = json.loads(Path(path).read_text())
+        res["evoswarm"]["per_item"][0]["id"] = "other"
+        write_json(path, res)
+    first = files["evals"][0]
+    with pytest.raises(InputError, match=re.escape(f"{first['team-gen0']} and {first['team-vote']} scored different")):
+        build(cfg, files, str(tmp_path / "benchmarks"))
+
+
+def test_items_differing_between_seeds_name_the_files(tmp_path):
+    cfg, files = fake_run(tmp_path)
+    path = files["evals"][1]["team-gen1"]
     res = json.loads(Path(path).read_text())
-    res["evoswarm"]["per_item"][0]["id"] = "other"
+    res["evoswarm"]["per_item"].pop()
     write_json(path, res)
-    with pytest.raises(InputError, match=re.escape(f"{files['evals'][0]['team-gen0']} and {path} scored different")):
+    with pytest.raises(InputError, match=re.escape(f"{files['evals'][0]['team-gen1']} and {path} scored different")):
         build(cfg, files, str(tmp_path / "benchmarks"))
 
 

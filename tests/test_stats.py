@@ -1,4 +1,4 @@
-"""Hierarchical bootstrap over seeds and items, paired differences and verdict lines."""
+"""Seed x item bootstrap, paired differences and verdict lines."""
 
 import math
 import random
@@ -10,16 +10,18 @@ from evoswarm.stats import (
     Estimate,
     Scored,
     accuracy,
-    hierarchical_bootstrap,
     paired_difference,
     scored_from_per_item,
+    seed_item_bootstrap,
     verdict,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-# Per-seed groups of 0/1 outcomes: 1-4 seeds, 1-30 items each.
-groups_st = st.lists(st.lists(st.integers(0, 1), min_size=1, max_size=30), min_size=1, max_size=4)
+# seed x item tables of 0/1 outcomes: 1-4 seeds, the same 1-30 items in every seed.
+groups_st = st.integers(1, 30).flatmap(
+    lambda n: st.lists(st.lists(st.integers(0, 1), min_size=n, max_size=n), min_size=1, max_size=4)
+)
 
 
 def scored(target, by_seed, skills=None):
@@ -35,41 +37,53 @@ def scored(target, by_seed, skills=None):
 @settings(max_examples=60, deadline=None)
 @given(groups=groups_st, seed=st.integers(0, 2**31 - 1))
 def test_interval_lies_within_the_data_and_the_mean_is_the_mean_of_seed_means(groups, seed):
-    mean, lo, hi = hierarchical_bootstrap(groups, 200, seed)
+    mean, lo, hi = seed_item_bootstrap(groups, 200, seed)
     assert math.isclose(mean, sum(sum(g) / len(g) for g in groups) / len(groups))
     values = [x for g in groups for x in g]
     assert min(values) - 1e-12 <= lo <= hi <= max(values) + 1e-12
-    assert hierarchical_bootstrap(groups, 200, seed) == (mean, lo, hi)
+    assert seed_item_bootstrap(groups, 200, seed) == (mean, lo, hi)
 
 
-@given(value=st.integers(0, 1), sizes=st.lists(st.integers(1, 20), min_size=1, max_size=4))
-def test_constant_outcomes_have_a_zero_width_interval(value, sizes):
-    assert hierarchical_bootstrap([[value] * n for n in sizes], 100, 0) == (value, value, value)
+@given(value=st.integers(0, 1), seeds=st.integers(1, 4), items=st.integers(1, 20))
+def test_constant_outcomes_have_a_zero_width_interval(value, seeds, items):
+    assert seed_item_bootstrap([[value] * items] * seeds, 100, 0) == (value, value, value)
 
 
 def test_one_seed_resamples_items():
     # 400 coin flips at p = 0.5: a 95% interval of the mean is about +-1.96 * sqrt(0.25 / 400) = +-0.049.
     rng = random.Random(1)
     flips = [rng.random() < 0.5 for _ in range(400)]
-    mean, lo, hi = hierarchical_bootstrap([flips], 2000, 3)
+    mean, lo, hi = seed_item_bootstrap([flips], 2000, 3)
     assert 0.08 < hi - lo < 0.12 and lo < mean < hi
+
+
+def test_a_target_identical_in_every_seed_gets_one_seeds_interval():
+    # The shared base scores the same in every replicate: three copies are not three times the evidence.
+    rng = random.Random(2)
+    flips = [rng.random() < 0.5 for _ in range(200)]
+    _, lo1, hi1 = seed_item_bootstrap([flips], 2000, 0)
+    _, lo3, hi3 = seed_item_bootstrap([flips] * 3, 2000, 0)
+    assert abs((hi3 - lo3) - (hi1 - lo1)) < 0.02
 
 
 def test_several_seeds_resample_seeds_too():
     # Two replicates that disagree completely: resampling items alone would give a zero-width interval.
-    mean, lo, hi = hierarchical_bootstrap([[1] * 50, [0] * 50], 1000, 0)
+    mean, lo, hi = seed_item_bootstrap([[1] * 50, [0] * 50], 1000, 0)
     assert mean == 0.5 and lo == 0.0 and hi == 1.0
 
 
-def test_empty_group_is_refused():
+@pytest.mark.parametrize("table", [[], [[]], [[1, 0], [1]]])
+def test_empty_or_ragged_tables_are_refused(table):
     with pytest.raises(ValueError):
-        hierarchical_bootstrap([[1, 0], []], 100, 0)
+        seed_item_bootstrap(table, 100, 0)
 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    outcomes=st.lists(
-        st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=25), min_size=1, max_size=3
+    outcomes=st.integers(1, 25).flatmap(
+        lambda n: st.lists(
+            st.lists(st.tuples(st.booleans(), st.booleans()), min_size=n, max_size=n), min_size=1, max_size=3
+        )
     ),
     seed=st.integers(0, 10_000),
 )
@@ -109,6 +123,12 @@ def test_different_items_name_both_files():
     b = scored("team-vote", {0: {"q1": False, "q3": True}})
     with pytest.raises(InputError, match=r"seed0/eval/team-gen0\.json and seed0/eval/team-vote\.json.*q2, q3"):
         paired_difference(a, b, 100, 0)
+
+
+def test_different_items_across_seeds_name_the_files():
+    a = scored("gen0-critic", {0: {"q1": True}, 1: {"q2": True}})
+    with pytest.raises(InputError, match=r"seed0/eval/gen0-critic\.json and seed1/eval/gen0-critic\.json"):
+        accuracy(a, 100, 0)
 
 
 def test_duplicate_items_in_a_file_are_refused():

@@ -256,8 +256,8 @@ def accuracy_section(evals, scored, est) -> Section:
         rows.append([t, what, _fmt(e.mean), _ci(e), per_seed, str(e.n_items), *per_skill, *spent, "ok"])
     return Section(
         "Accuracy on the test split",
-        note="Mean over seeds of each seed's accuracy; 95% interval from a bootstrap over seeds, then items within "
-        "seed. Per-seed accuracies in seed order; budget columns are means over seeds (when the target records them).",
+        note="Mean over seeds of each seed's accuracy; 95% interval from a bootstrap over seeds, then over the test "
+        "items (drawn once for all seeds: every seed scores the same items). Per-seed accuracies in seed order; budget columns are means over seeds (when the target records them).",
         head=["target", "what", "accuracy", "95% CI", "per seed", "items", *skills, *budget, "status"],
         rows=rows,
     )
@@ -534,7 +534,8 @@ def build(config: dict, files: dict, benchmarks: str) -> tuple[str, str, list[Se
         Section(
             "Verdicts",
             note="Paired differences A - B in test accuracy (same seeds, same items), with 95% intervals from a "
-            "bootstrap over seeds, then items within seed.",
+            "bootstrap over seeds, then over the test items (drawn once for all seeds: every seed scores the same "
+            "items).",
             lines=verdict_lines(comparisons(config, list(evals)), scored, iters, seed),
         ),
         accuracy_section(evals, scored, est),

@@ -1,10 +1,10 @@
-"""Accuracy and paired differences over replicate seeds and test items, with hierarchical bootstrap
-intervals and plain verdict lines.
+"""Accuracy and paired differences over replicate seeds and test items, with bootstrap intervals and
+plain verdict lines.
 
 A replicate (seed) reruns persona training, debate, evolution and evaluation; the test items are the
 same in every replicate. Both sources of variation count, so intervals resample seeds, then items
-within each drawn seed (items only when there is one seed). Paired comparisons take per-item
-differences A - B within a seed (same items, same seed), which cancels the items' difficulty.
+(items only when there is one seed). Paired comparisons take per-item differences A - B within a seed
+(same items, same seed), which cancels the items' difficulty.
 
 Pure and seeded: the same inputs and seed give the same numbers.
 """
@@ -71,64 +71,78 @@ class Estimate:
     n_items: int
 
 
-def hierarchical_bootstrap(groups: Sequence[Sequence[float]], iters: int, seed: int) -> tuple[float, float, float]:
-    """Mean of the per-group means and its 95% percentile interval.
+def seed_item_bootstrap(values: Sequence[Sequence[float]], iters: int, seed: int) -> tuple[float, float, float]:
+    """Mean over seeds and items of a seed x item table, and its 95% percentile interval.
 
-    groups: one sequence of per-item values per seed (each non-empty). Each bootstrap draw resamples the
-    groups with replacement (when there are several), then the items within each drawn group, and
-    averages the groups' means. Returns (mean, lo, hi).
+    values[s][i]: item i's value in seed s; every seed has the same items in the same order. Each bootstrap
+    draw resamples the seeds with replacement (when there are several), then the items, and averages the
+    drawn cells. The items are drawn once per draw for all seeds because the test items are shared by
+    every replicate (a crossed design): an item the model always fails counts once, not once per seed,
+    and a target that is identical in every seed (the shared base) gets the interval of one seed.
+    Returns (mean, lo, hi).
     """
-    arrays = [np.asarray(g, dtype=float) for g in groups]
-    if not arrays or any(a.size == 0 for a in arrays):
-        raise ValueError("hierarchical_bootstrap needs at least one group and no empty group")
-    point = float(np.mean([a.mean() for a in arrays]))
+    rows = [list(r) for r in values]
+    if not rows or not rows[0] or any(len(r) != len(rows[0]) for r in rows):
+        raise ValueError("seed_item_bootstrap needs a non-empty table with the same items in every seed")
+    table = np.asarray(rows, dtype=float)
+    n_seeds, n_items = table.shape
     rng = np.random.default_rng(seed)
-    n_groups = len(arrays)
     # One seed: nothing to resample at the seed level (its spread is unknown, not zero).
-    drawn = rng.integers(0, n_groups, size=(iters, n_groups)) if n_groups > 1 else np.zeros((iters, 1), dtype=int)
-    means = np.empty(drawn.shape)
-    for g, a in enumerate(arrays):
-        where = drawn == g
-        means[where] = a[rng.integers(0, a.size, size=(int(where.sum()), a.size))].mean(axis=1)
+    if n_seeds > 1:
+        seed_counts = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=iters)
+    else:
+        seed_counts = np.ones((iters, 1))
+    item_counts = rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=iters)
+    draws = ((seed_counts @ table) * item_counts).sum(axis=1) / (n_seeds * n_items)
     tail = (1 - CONFIDENCE) / 2 * 100
-    lo, hi = np.percentile(means.mean(axis=1), [tail, 100 - tail])
-    return point, float(lo), float(hi)
+    lo, hi = np.percentile(draws, [tail, 100 - tail])
+    return float(table.mean()), float(lo), float(hi)
+
+
+def _same_items_in_every_seed(by_seed: dict[int, dict], sources: dict[int, str]) -> list[str]:
+    """The item ids (sorted) shared by every seed; InputError naming the files if the seeds differ."""
+    seeds = sorted(by_seed)
+    ids = sorted(by_seed[seeds[0]])
+    for s in seeds[1:]:
+        if sorted(by_seed[s]) != ids:
+            odd = sorted(set(by_seed[s]) ^ set(ids))
+            raise InputError(
+                f"{sources[seeds[0]]} and {sources[s]} scored different items "
+                f"({len(odd)} not in both, e.g. {', '.join(odd[:3])})"
+            )
+    return ids
 
 
 def accuracy(scored: Scored, iters: int, seed: int) -> Estimate:
-    """Mean accuracy over seeds and items with its hierarchical bootstrap interval."""
-    groups = [_values(scored.by_seed[s]) for s in sorted(scored.by_seed)]
-    mean, lo, hi = hierarchical_bootstrap(groups, iters, seed)
-    return Estimate(mean, lo, hi, len(groups), scored.n_items())
+    """Mean accuracy over seeds and items with its seed x item bootstrap interval."""
+    ids = _same_items_in_every_seed(scored.by_seed, scored.sources)
+    table = [[float(scored.by_seed[s][i]) for i in ids] for s in sorted(scored.by_seed)]
+    mean, lo, hi = seed_item_bootstrap(table, iters, seed)
+    return Estimate(mean, lo, hi, len(table), len(ids))
 
 
 def paired_difference(a: Scored, b: Scored, iters: int, seed: int) -> Estimate:
     """Accuracy of A minus accuracy of B, paired by seed and item: the mean over seeds of each seed's mean
-    per-item difference, with a paired hierarchical bootstrap interval.
+    per-item difference, with a paired seed x item bootstrap interval (the same draws for A and B).
 
-    A and B must cover the same seeds, and in each seed the same items; otherwise InputError names the files.
+    A and B must cover the same seeds and the same items; otherwise InputError names the files.
     """
     if set(a.by_seed) != set(b.by_seed):
         raise InputError(
             f"{a.target} vs {b.target}: different seeds ({sorted(a.by_seed)} vs {sorted(b.by_seed)}): "
             f"{', '.join(a.sources.values())} vs {', '.join(b.sources.values())}"
         )
-    groups = []
     for s in sorted(a.by_seed):
-        ia, ib = a.by_seed[s], b.by_seed[s]
-        if set(ia) != set(ib):
-            odd = sorted(set(ia) ^ set(ib))
+        if set(a.by_seed[s]) != set(b.by_seed[s]):
+            odd = sorted(set(a.by_seed[s]) ^ set(b.by_seed[s]))
             raise InputError(
                 f"{a.sources[s]} and {b.sources[s]} scored different items "
                 f"({len(odd)} not in both, e.g. {', '.join(odd[:3])})"
             )
-        groups.append([float(ia[i]) - float(ib[i]) for i in sorted(ia)])
-    mean, lo, hi = hierarchical_bootstrap(groups, iters, seed)
-    return Estimate(mean, lo, hi, len(groups), min(len(g) for g in groups))
-
-
-def _values(items: dict[str, bool]) -> list[float]:
-    return [float(items[i]) for i in sorted(items)]
+    ids = _same_items_in_every_seed(a.by_seed, a.sources)
+    table = [[float(a.by_seed[s][i]) - float(b.by_seed[s][i]) for i in ids] for s in sorted(a.by_seed)]
+    mean, lo, hi = seed_item_bootstrap(table, iters, seed)
+    return Estimate(mean, lo, hi, len(table), len(ids))
 
 
 def verdict(label: str, diff: Estimate, better: str, worse: str) -> str:
