@@ -1,5 +1,5 @@
 # evoswarm: evolve populations of cooperating LoRA-adapted LLM agents.
-# `snakemake -n` lists every job of every generation; `snakemake --cores 2` runs them.
+# `snakemake -n` lists every job of every generation of every seed; `snakemake --cores 2` runs them.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -19,4 +19,4 @@ include: "rules/report.smk"
 rule all:
     default_target: True
     input:
-        f"{R}/report/index.html",
+        f"{layout.report_dir(R)}/index.html",

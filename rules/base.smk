@@ -4,7 +4,7 @@ rule build_base:
         format_chats="data/corpus/format.jsonl",
         personas=[p["data"] for p in config["personas"]],
     output:
-        directory(f"{R}/base"),
+        directory(base_dir()),
     log:
         "logs/build_base/build_base.log",
     benchmark:

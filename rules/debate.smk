@@ -4,12 +4,12 @@ rule debate:
         adapters=gen_adapters,
         tasks=config["tasks"]["dev"],
     output:
-        transcripts=f"{R}/gen{{gen}}/debate/transcripts.jsonl",
-        votes=f"{R}/gen{{gen}}/debate/votes.jsonl",
+        transcripts=layout.debate_out(R, "{seed}", "{gen}", "transcripts"),
+        votes=layout.debate_out(R, "{seed}", "{gen}", "votes"),
     log:
-        "logs/debate/gen{gen}.log",
+        "logs/debate/seed{seed}-gen{gen}.log",
     benchmark:
-        "benchmarks/debate/gen{gen}.tsv"
+        "benchmarks/debate/seed{seed}-gen{gen}.tsv"
     conda:
         CONDA_ENV
     threads: 2

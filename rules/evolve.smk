@@ -2,15 +2,15 @@ rule fitness:
     input:
         base=base_dir(),
         adapters=gen_adapters,
-        transcripts=f"{R}/gen{{gen}}/debate/transcripts.jsonl",
-        votes=f"{R}/gen{{gen}}/debate/votes.jsonl",
+        transcripts=layout.debate_out(R, "{seed}", "{gen}", "transcripts"),
+        votes=layout.debate_out(R, "{seed}", "{gen}", "votes"),
         tasks=config["tasks"]["dev"],
     output:
-        f"{R}/gen{{gen}}/fitness.csv",
+        layout.fitness_csv(R, "{seed}", "{gen}"),
     log:
-        "logs/fitness/gen{gen}.log",
+        "logs/fitness/seed{seed}-gen{gen}.log",
     benchmark:
-        "benchmarks/fitness/gen{gen}.tsv"
+        "benchmarks/fitness/seed{seed}-gen{gen}.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -25,13 +25,13 @@ rule fitness:
 
 rule select:
     input:
-        f"{R}/gen{{gen}}/fitness.csv",
+        layout.fitness_csv(R, "{seed}", "{gen}"),
     output:
-        f"{R}/gen{{gen}}/selection.json",
+        layout.selection_json(R, "{seed}", "{gen}"),
     log:
-        "logs/select/gen{gen}.log",
+        "logs/select/seed{seed}-gen{gen}.log",
     benchmark:
-        "benchmarks/select/gen{gen}.tsv"
+        "benchmarks/select/seed{seed}-gen{gen}.tsv"
     conda:
         CONDA_ENV
     threads: 1
@@ -47,11 +47,11 @@ rule breed:
     input:
         unpack(breed_inputs),
     output:
-        directory(f"{R}/gen{{bred}}/adapters/{{agent}}"),
+        directory(layout.adapter_dir(R, "{seed}", "{bred}", "{agent}")),
     log:
-        "logs/breed/gen{bred}-{agent}.log",
+        "logs/breed/seed{seed}-gen{bred}-{agent}.log",
     benchmark:
-        "benchmarks/breed/gen{bred}-{agent}.tsv"
+        "benchmarks/breed/seed{seed}-gen{bred}-{agent}.tsv"
     conda:
         CONDA_ENV
     threads: 1

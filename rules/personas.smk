@@ -3,11 +3,11 @@ rule train_persona:
         base=base_dir(),
         data=persona_data,
     output:
-        directory(f"{R}/gen0/adapters/{{agent}}"),
+        directory(layout.adapter_dir(R, "{seed}", 0, "{agent}")),
     log:
-        "logs/train_persona/{agent}.log",
+        "logs/train_persona/seed{seed}-{agent}.log",
     benchmark:
-        "benchmarks/train_persona/{agent}.tsv"
+        "benchmarks/train_persona/seed{seed}-{agent}.tsv"
     conda:
         CONDA_ENV
     threads: 2

@@ -2,11 +2,37 @@ rule evaluate:
     input:
         unpack(eval_inputs),
     output:
-        f"{R}/eval/{{target}}.json",
+        layout.eval_json(R, "{seed}", "{target}"),
+    log:
+        "logs/evaluate/seed{seed}-{target}.log",
+    benchmark:
+        "benchmarks/evaluate/seed{seed}-{target}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=6000,
+        gpu=GPU,
+    params:
+        config=params_for("evaluate"),
+        population=config["population"],
+        systems=eval_systems,
+    script:
+        "../workflow/scripts/evaluate_target.py"
+
+
+# Targets every replicate shares (the base alone), evaluated once with the first seed.
+rule evaluate_shared:
+    input:
+        unpack(eval_inputs),
+    output:
+        layout.shared_eval_json(R, "{target}"),
     log:
         "logs/evaluate/{target}.log",
     benchmark:
         "benchmarks/evaluate/{target}.tsv"
+    wildcard_constraints:
+        target="|".join(layout.SHARED_TARGETS),
     conda:
         CONDA_ENV
     threads: 2
@@ -25,8 +51,8 @@ rule report:
     input:
         unpack(report_inputs),
     output:
-        html=f"{R}/report/index.html",
-        md=f"{R}/report/report.md",
+        html=f"{layout.report_dir(R)}/index.html",
+        md=f"{layout.report_dir(R)}/report.md",
     log:
         "logs/report/report.log",
     conda:
@@ -36,6 +62,7 @@ rule report:
         mem_mb=2000,
     params:
         config=params_for("report"),
+        files=report_files(),
         benchmarks="benchmarks",
     script:
         "../workflow/scripts/report.py"

@@ -31,12 +31,19 @@ def smoke_config():
 def tiny_base(tmp_path_factory, smoke_config):
     """The smoke config's embedded base (a 2-layer Qwen3), built in a temp folder."""
     from evoswarm.base_model import build_embedded
+    from evoswarm.config import stage_config
 
     out = tmp_path_factory.mktemp("base") / "base"
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
-        build_embedded(smoke_config, "data/corpus/corpus.txt", "data/corpus/format.jsonl", out, log=lambda *_: None)
+        build_embedded(
+            stage_config(smoke_config, "build_base"),
+            "data/corpus/corpus.txt",
+            "data/corpus/format.jsonl",
+            out,
+            log=lambda *_: None,
+        )
     finally:
         os.chdir(cwd)
     return out

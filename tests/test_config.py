@@ -1,8 +1,9 @@
 import pytest
 import yaml
 from conftest import REPO, run_snakemake
-from evoswarm.config import derive_seed, load_config, members, validate
+from evoswarm.config import derive_seed, evaluation_targets, load_config, members, stage_config, validate
 from evoswarm.io import InputError
+from evoswarm.layout import SHARED_TARGETS
 
 CONFIGS = ["config.yaml", "configs/smoke.yaml", "configs/qwen3-4b.yaml"]
 
@@ -26,6 +27,10 @@ def test_defaults_are_filled():
         ({"debate": {"backend": "tgi"}}, "debate.backend"),
         ({"fitness": {"weights": {"task": -1}}}, "fitness.weights.task"),
         ({"personas": [{"name": "a.b", "system": "", "data": "x"}]}, "personas.0.name"),
+        ({"seeds": []}, "seeds"),
+        ({"seeds": [0, 0]}, "seeds"),
+        ({"seeds": [-1]}, "seeds.0"),
+        ({"seed": 1}, "'seed' is now 'seeds'"),
     ],
 )
 def test_bad_values_name_the_key(patch, key):
@@ -44,6 +49,15 @@ def test_cross_key_checks():
     c["fitness"]["weights"] = {"task": 0, "cooperation": 0, "novelty": 0}
     with pytest.raises(InputError, match="sum to zero"):
         validate(c)
+
+
+def test_each_stage_gets_its_replicate_seed():
+    c = validate({**base_config(), "seeds": [3, 1]})
+    assert stage_config(c, "debate")["seed"] == 3  # the first seed: the shared base's and the default
+    assert stage_config(c, "debate", 1)["seed"] == 1
+    assert stage_config(c, "report")["seeds"] == [3, 1]
+    # Snakemake's --config reads list items as strings
+    assert validate({**base_config(), "seeds": ["0", "2"]})["seeds"] == [0, 2]
 
 
 def test_seeds_derive_from_run_generation_slot():
@@ -74,6 +88,26 @@ def test_dry_run_lists_every_generation(cfg, tmp_path):
     g, p = c["generations"], c["population"]
     assert counts["debate"] == g + 1 and counts["fitness"] == g + 1 and counts["select"] == g
     assert counts["breed"] == g * p and counts["train_persona"] == p
+
+
+def test_dry_run_lists_every_seed_and_shares_the_base(tmp_path):
+    c = load_config(REPO / "configs/smoke.yaml")
+    out = run_snakemake(tmp_path, "-n", "--quiet", "rules", "--config", "seeds=[0,1,2]").stdout
+    counts = {
+        line.split()[0]: int(line.split()[1])
+        for line in out.splitlines()
+        if len(line.split()) == 2 and line.split()[1].isdigit()
+    }
+    g, p = c["generations"], c["population"]
+    assert counts["build_base"] == 1 and counts["evaluate_shared"] == len(SHARED_TARGETS)
+    assert counts["train_persona"] == 3 * p and counts["debate"] == 3 * (g + 1) and counts["breed"] == 3 * g * p
+    assert counts["evaluate"] == 3 * (len(evaluation_targets(c)) - len(SHARED_TARGETS)) and counts["report"] == 1
+
+
+@pytest.mark.parametrize("seeds", ["[]", "[0,0]", "[-1]"])
+def test_bad_seeds_on_the_command_line_name_the_key(seeds, tmp_path):
+    r = run_snakemake(tmp_path, "-n", "--config", f"seeds={seeds}", check=False)
+    assert r.returncode != 0 and "config: invalid value at 'seeds" in r.stderr + r.stdout
 
 
 def test_invalid_config_fails_fast_naming_the_key(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from conftest import SMOKE, run_snakemake, snakemake_cmd
 
 R = "results-smoke"
+REP = f"{R}/seed0"  # the smoke config's one replicate
 
 
 @pytest.fixture(scope="module")
@@ -22,19 +23,19 @@ def smoke_run(tmp_path_factory):
 
 
 def fitness_table(work, g):
-    with open(work / R / f"gen{g}/fitness.csv", newline="") as f:
+    with open(work / REP / f"gen{g}/fitness.csv", newline="") as f:
         return list(csv.DictReader(f))
 
 
 def adapter_hashes(work):
     return {
         str(p.parent.relative_to(work)): json.loads(p.read_text())["sha256"]
-        for p in sorted((work / R).glob("gen*/adapters/*/lineage.json"))
+        for p in sorted((work / REP).glob("gen*/adapters/*/lineage.json"))
     }
 
 
 def test_every_stage_wrote_its_files(smoke_run):
-    w = smoke_run / R
+    w = smoke_run / REP
     for g in range(3):
         assert (w / f"gen{g}/debate/transcripts.jsonl").is_file() and (w / f"gen{g}/debate/votes.jsonl").is_file()
         rows = fitness_table(smoke_run, g)
@@ -45,7 +46,8 @@ def test_every_stage_wrote_its_files(smoke_run):
     assert list(plan["elites"]) == ["s00"] and set(plan["children"]) == {"s01", "s02"}
     lin = json.loads((w / "gen1/adapters/s01/lineage.json").read_text())
     assert lin["operator"] == "svd" and len(lin["parents"]) == 2 and lin["generation"] == 1
-    assert not list(w.rglob(".tmp-*")), "no temporary files left behind"
+    assert (smoke_run / R / "base").is_dir() and (smoke_run / R / "eval/base.json").is_file()  # shared by seeds
+    assert not list((smoke_run / R).rglob(".tmp-*")), "no temporary files left behind"
 
 
 def test_bred_adapters_load_in_peft(smoke_run):
@@ -53,31 +55,39 @@ def test_bred_adapters_load_in_peft(smoke_run):
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(smoke_run / R / "base")
-    model = PeftModel.from_pretrained(base, str(smoke_run / R / "gen2/adapters/s02"))
+    model = PeftModel.from_pretrained(base, str(smoke_run / REP / "gen2/adapters/s02"))
     assert (
         model.peft_config["default"].r
-        == json.loads((smoke_run / R / "gen2/adapters/s02/adapter_config.json").read_text())["r"]
+        == json.loads((smoke_run / REP / "gen2/adapters/s02/adapter_config.json").read_text())["r"]
     )
 
 
-def test_report_shows_every_table_and_plot_with_the_eval_numbers(smoke_run):
+def test_report_shows_verdicts_tables_and_plots_with_the_eval_numbers(smoke_run):
+    from evoswarm.config import evaluation_targets, load_config
+
     html = (smoke_run / R / "report/index.html").read_text()
     md = (smoke_run / R / "report/report.md").read_text()
-    for title in [
+    titles = [
+        "Verdicts",
         "Accuracy on the test split",
-        "Fitness by generation",
+        "Accuracy per generation",
+        "Dev vs test",
         "Lineage",
-        "Parse-failure rate of debate turns",
+        "Example debate 1",
+        "Raw fitness parts",
         "Stage timings",
-    ]:
-        assert title in html and title in md
+    ]
+    assert [md.index(f"## {t}") for t in titles] == sorted(md.index(f"## {t}") for t in titles)
+    assert all(t in html for t in titles)
+    assert re.search(r"debate vs vote \(team-gen0 vs team-vote\): [+-]\d\.\d{3} \[", md)
     assert html.count("data:image/png;base64,") == 2
-    for f in sorted((smoke_run / R / "eval").glob("*.json")):
+    evals = sorted((smoke_run / REP / "eval").glob("*.json")) + [smoke_run / R / "eval/base.json"]
+    for f in evals:
         res = json.loads(f.read_text())
         acc = res["results"]["evoswarm_mc"]["acc,none"]
         row = next(line for line in md.splitlines() if line.startswith(f"| {f.stem} |"))
         assert f"| {acc:.3f} |" in row, (f.stem, row)
-    assert len(list((smoke_run / R / "eval").glob("*.json"))) == 12
+    assert sorted(f.stem for f in evals) == sorted(evaluation_targets(load_config(SMOKE)))
 
 
 def test_nothing_to_do_after_a_finished_run(smoke_run):
@@ -89,8 +99,16 @@ def test_raising_generations_reruns_no_earlier_generation(smoke_run):
     out = run_snakemake(smoke_run, "-n", "--config", "generations=3").stdout
     assert "gen3" in out
     assert not re.search(r"rule (train_persona|build_base)", out)
-    new = re.findall(rf"output: ({R}/gen[0-2]/\S+)", out)
-    assert new == [f"{R}/gen2/selection.json"]  # the only earlier-generation job: gen2's selection, now needed
+    new = re.findall(rf"output: ({REP}/gen[0-2]/\S+)", out)
+    assert new == [f"{REP}/gen2/selection.json"]  # the only earlier-generation job: gen2's selection, now needed
+
+
+def test_adding_a_seed_runs_only_the_new_replicate_and_the_report(smoke_run):
+    out = run_snakemake(smoke_run, "-n", "--config", "seeds=[0,1]").stdout
+    assert re.search(rf"output: {R}/seed1/gen0/adapters/critic", out)
+    assert not re.search(r"rule (build_base|evaluate_shared)", out)  # the base and its evaluation are shared
+    assert not re.search(rf"output: {REP}/", out)  # seed 0 is done
+    assert re.search(rf"output: {R}/report/index.html", out)
 
 
 def test_changing_a_fitness_weight_reruns_fitness_and_downstream_only(smoke_run, tmp_path):
@@ -103,18 +121,18 @@ def test_changing_a_fitness_weight_reruns_fitness_and_downstream_only(smoke_run,
     )
     assert edited.read_text() != SMOKE.read_text()
     out = run_snakemake(smoke_run, "-n", config=edited).stdout
-    assert re.search(rf"output: {R}/gen0/fitness.csv", out)
+    assert re.search(rf"output: {REP}/gen0/fitness.csv", out)
     assert not re.search(r"rule (train_persona|build_base)", out)
-    assert not re.search(rf"output: {R}/gen0/debate/", out)
+    assert not re.search(rf"output: {REP}/gen0/debate/", out)
 
 
 def test_hard_kill_mid_generation_resumes_to_the_same_results(smoke_run, tmp_path):
     work = tmp_path / "killed"
-    run_snakemake(work, "--cores", "2", f"{R}/gen0/selection.json")  # generation 0 done, then kill in gen 1
+    run_snakemake(work, "--cores", "2", f"{REP}/gen0/selection.json")  # generation 0 done, then kill in gen 1
     cmd = snakemake_cmd(work, "--cores", "2")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while time.time() < deadline and not (work / "logs/debate/gen1.log").exists():
+    while time.time() < deadline and not (work / "logs/debate/seed0-gen1.log").exists():
         time.sleep(0.2)
     time.sleep(1.5)  # the gen1 debate is running
     os.killpg(proc.pid, signal.SIGKILL)

@@ -21,10 +21,11 @@ def _config(path: str) -> dict:
 
 def cmd_debate(a) -> None:
     from evoswarm.backends import make_backend
+    from evoswarm.config import stage_config
     from evoswarm.debate import DebateSettings, judge_agent, run_debate
     from evoswarm.population import load_agents
 
-    config = _config(a.config)
+    config = stage_config(_config(a.config), "debate")
     dcfg = {
         **config["debate"],
         "answer_mode": "generate",

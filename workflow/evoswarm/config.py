@@ -38,7 +38,12 @@ def validate(config: dict, source: str = "config") -> dict:
     Raises InputError naming the offending key.
     """
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    if "seed" in config:
+        raise InputError(f"{source}: 'seed' is now 'seeds', a list of replicate seeds (e.g. seeds: [0])")
     config = copy.deepcopy(config)
+    # `snakemake --config 'seeds=[0,1]'` reads list items as strings (YAML's BaseLoader).
+    if isinstance(config.get("seeds"), list):
+        config["seeds"] = [int(s) if isinstance(s, str) and s.lstrip("-").isdigit() else s for s in config["seeds"]]
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -132,19 +137,20 @@ def persona_training(config: dict, persona: dict) -> dict:
 
 
 # The config keys each stage reads. Rules pass exactly this as `params`, so editing a key reruns the
-# stages that read it and their downstream, nothing else.
+# stages that read it and their downstream, nothing else. Every stage also gets its replicate's `seed`.
 STAGE_KEYS = {
-    "build_base": ["seed", "base_model", "base", "personas"],
-    "train_persona": ["seed", "base", "training"],
-    "debate": ["seed", "base", "debate", "tasks"],
-    "fitness": ["seed", "base", "debate", "tasks", "fitness"],
-    "select": ["seed", "population", "evolution"],
-    "breed": ["seed", "base", "evolution", "training", "personas"],
-    "evaluate": ["seed", "base", "debate", "tasks", "evaluation"],
-    "report": ["seed", "population", "generations", "fitness", "evaluation"],
+    "build_base": ["base_model", "base", "personas"],
+    "train_persona": ["base", "training"],
+    "debate": ["base", "debate", "tasks"],
+    "fitness": ["base", "debate", "tasks", "fitness"],
+    "select": ["population", "evolution"],
+    "breed": ["base", "evolution", "training", "personas"],
+    "evaluate": ["base", "debate", "tasks", "evaluation"],
+    "report": ["seeds", "population", "generations", "personas", "fitness", "evaluation"],
 }
 
 
-def stage_config(config: dict, stage: str) -> dict:
-    """The part of the validated config that `stage` reads."""
-    return {k: config[k] for k in STAGE_KEYS[stage]}
+def stage_config(config: dict, stage: str, seed: int | None = None) -> dict:
+    """The part of the validated config that `stage` reads, plus `seed`: the replicate's seed (default:
+    the first of `seeds`, which also builds the shared base)."""
+    return {"seed": config["seeds"][0] if seed is None else seed, **{k: config[k] for k in STAGE_KEYS[stage]}}

@@ -1,6 +1,9 @@
-"""The report: tables and plots from the eval JSONs, fitness CSVs, debate files, lineage and benchmarks.
+"""The report over all replicate seeds: verdicts of the paired comparisons first, then accuracy, the
+generations, dev vs test, lineage, example debates, raw fitness parts and timings.
 
-Everything shown is read from those files; nothing is recomputed from models.
+Everything shown is read from the run's files (eval JSONs, fitness CSVs, debate files, lineage,
+benchmarks); nothing is recomputed from models. The sections are built once and written twice: one
+offline HTML file (plots embedded as base64 PNGs) and Markdown with the same tables.
 """
 
 from __future__ import annotations
@@ -10,14 +13,19 @@ import csv
 import html
 import io
 import json
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from evoswarm.evaluation import TASK, bootstrap_ci
-from evoswarm.parsing import normalize_answer
+from evoswarm.adapters import read_lineage
+from evoswarm.config import derive_seed, gen0_members
+from evoswarm.io import InputError, read_jsonl
+from evoswarm.stats import Estimate, Scored, accuracy, paired_difference, scored_from_per_item, verdict
 
 TARGET_NOTES = {
     "base": "base model alone (lm-eval)",
-    "base-sc": "base model self-consistency, k samples + majority (same generation budget as the debate)",
+    "base-sc": "base model self-consistency: k sampled turns + majority (the debate's budget)",
+    "prompt-vote": "base with the personas' system prompts, no adapters, one-round vote",
     "team-vote": "generation-0 personas, one round, confidence-weighted vote (no debate)",
 }
 
@@ -34,55 +42,424 @@ def describe(target: str) -> str:
     return target
 
 
-def accuracy_rows(evals: dict[str, dict | None], iters: int, seed: int) -> tuple[list[str], list[dict]]:
-    """One row per target: accuracy, 95% bootstrap CI, per-skill accuracy; failed targets stay in."""
-    skills = sorted(
-        {r["skill"] for e in evals.values() if e and not e.get("failed") for r in e["evoswarm"]["per_item"]}
-    )
-    rows = []
-    for target, e in evals.items():
-        row = {"target": target, "what": describe(target)}
-        if e is None or e.get("failed"):
-            row["status"] = "failed: " + (e.get("error", "") if e else "result missing")
-            rows.append(row)
-            continue
-        items = e["evoswarm"]["per_item"]
-        correct = [bool(r["correct"]) for r in items]
-        lo, hi = bootstrap_ci(correct, iters, seed)
-        row.update(
-            status="ok",
-            acc=e["results"][TASK]["acc,none"],
-            lo=lo,
-            hi=hi,
-            n=len(items),
-            evaluator=e["evoswarm"]["evaluator"],
-            agent=e["evoswarm"].get("agent", ""),
-        )
-        for s in skills:
-            sk = [r["correct"] for r in items if r["skill"] == s]
-            row[s] = sum(sk) / len(sk) if sk else None
-        rows.append(row)
-    return skills, rows
+@dataclass
+class Section:
+    """One part of the report: a heading, an optional note, verdict lines, a table and a plot."""
+
+    title: str
+    note: str = ""
+    lines: list[str] = field(default_factory=list)
+    head: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    image: str = ""  # base64 PNG
 
 
-def read_fitness(paths: list[str]) -> list[list[dict]]:
-    out = []
-    for p in paths:
-        with open(p, newline="", encoding="utf-8") as f:
-            out.append(list(csv.DictReader(f)))
+# --- loading -------------------------------------------------------------------------------------
+
+
+def load_evals(paths: dict[int, dict[str, str]]) -> dict[str, dict[int, dict]]:
+    """target -> seed -> eval JSON, from {seed: {target: path}}. A missing file raises InputError naming it."""
+    seeds = sorted(paths)
+    targets = list(paths[seeds[0]])
+    for s in seeds:
+        if list(paths[s]) != targets:
+            raise InputError(f"report: seed {s} has targets {list(paths[s])}, seed {seeds[0]} has {targets}")
+    out: dict[str, dict[int, dict]] = {t: {} for t in targets}
+    for s in seeds:
+        for t, p in paths[s].items():
+            if not Path(p).is_file():
+                raise InputError(f"{p}: evaluation result missing (target {t}, seed {s})")
+            try:
+                out[t][s] = json.loads(Path(p).read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise InputError(f"{p}: invalid JSON ({e.msg})") from None
     return out
 
 
-def answer_diversity(votes: list[dict]) -> float:
-    """Mean pairwise disagreement of the agents' final answers (0 = all agree on every question)."""
-    total, pairs = 0.0, 0
-    for v in votes:
-        ans = [normalize_answer(f["answer"]) for f in v["finals"].values()]
-        for i in range(len(ans)):
-            for j in range(i + 1, len(ans)):
-                total += ans[i] != ans[j]
-                pairs += 1
-    return total / pairs if pairs else 0.0
+def scored_targets(evals: dict[str, dict[int, dict]], paths: dict[int, dict[str, str]]) -> dict[str, Scored | str]:
+    """target -> its Scored over seeds, or a failure line naming the file of the first failed seed."""
+    out: dict[str, Scored | str] = {}
+    for t, by_seed in evals.items():
+        failed = [s for s, e in by_seed.items() if e.get("failed")]
+        if failed:
+            s = failed[0]
+            out[t] = f"failed in seed {s} ({paths[s][t]}): {by_seed[s].get('error', 'no error recorded')}"
+            continue
+        out[t] = scored_from_per_item(
+            t, {s: e["evoswarm"]["per_item"] for s, e in by_seed.items()}, {s: paths[s][t] for s in by_seed}
+        )
+    return out
+
+
+def read_csv_rows(path: str) -> list[dict]:
+    if not Path(path).is_file():
+        raise InputError(f"{path}: file not found")
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+# --- verdicts ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A vs B on the test split (optionally on one skill's items), with what a sign means for it."""
+
+    what: str
+    a: str
+    b: str
+    better: str
+    worse: str
+    skill: str | None = None
+
+    def label(self) -> str:
+        on = f" on {self.skill}" if self.skill else ""
+        return f"{self.what}{on} ({self.a} vs {self.b})"
+
+
+def comparisons(config: dict, targets: list[str]) -> list[Comparison]:
+    """The report's comparisons, those whose two targets this run evaluates."""
+    last = config["generations"]
+    wanted = [
+        Comparison("debate vs vote", "team-gen0", "team-vote", "the debate helps", "the debate hurts"),
+        Comparison(
+            "vote vs self-consistency",
+            "team-vote",
+            "base-sc",
+            "the persona vote beats self-consistency",
+            "self-consistency beats the persona vote",
+        ),
+        Comparison(
+            "debate vs self-consistency",
+            "team-gen0",
+            "base-sc",
+            "the debate beats self-consistency",
+            "self-consistency beats the debate",
+        ),
+        Comparison(
+            "vote vs prompt-only vote",
+            "team-vote",
+            "prompt-vote",
+            "the adapters help beyond the prompts",
+            "the adapters hurt compared with the prompts alone",
+        ),
+    ]
+    for slot, persona in gen0_members(config).items():
+        skill = persona.get("skill")
+        wanted.append(
+            Comparison(
+                f"persona {slot} vs base",
+                f"gen0-{slot}",
+                "base",
+                f"{slot} beats the base",
+                f"{slot} is worse than the base",
+                skill,
+            )
+        )
+    if last > 0:
+        wanted += [
+            Comparison(
+                f"gen-{last} best vs gen-0 best",
+                f"gen{last}-best",
+                "gen0-best",
+                "evolution improved the best agent",
+                "evolution made the best agent worse",
+            ),
+            Comparison(
+                f"team gen-{last} vs team gen-0",
+                f"team-gen{last}",
+                "team-gen0",
+                "evolution improved the team",
+                "evolution made the team worse",
+            ),
+        ]
+    return [c for c in wanted if c.a in targets and c.b in targets]
+
+
+def verdict_lines(comps: list[Comparison], scored: dict[str, Scored | str], iters: int, seed: int) -> list[str]:
+    """One line per comparison: the paired difference, its interval and what it means (or why it is missing)."""
+    lines = []
+    for c in comps:
+        a, b = scored[c.a], scored[c.b]
+        if isinstance(a, str) or isinstance(b, str):
+            failed = c.a if isinstance(a, str) else c.b
+            lines.append(f"{c.label()}: not compared, {failed} {scored[failed]}")
+            continue
+        if c.skill:
+            a, b = a.only_skill(c.skill), b.only_skill(c.skill)
+            if not a.n_items() or not b.n_items():
+                lines.append(f"{c.label()}: not compared, no test items of skill {c.skill}")
+                continue
+        diff = paired_difference(a, b, iters, derive_seed(seed, "report", c.label()))
+        lines.append(verdict(c.label(), diff, c.better, c.worse))
+    return lines
+
+
+# --- accuracy and generations --------------------------------------------------------------------
+
+
+def _fmt(x) -> str:
+    if x is None or x == "":
+        return ""
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def _ci(e: Estimate) -> str:
+    return f"[{e.lo:.3f}, {e.hi:.3f}]"
+
+
+def estimates(scored: dict[str, Scored | str], iters: int, seed: int) -> dict[str, Estimate]:
+    """Each scored target's mean accuracy over seeds and items with its interval (failed targets left out)."""
+    return {t: accuracy(s, iters, derive_seed(seed, "report", t)) for t, s in scored.items() if not isinstance(s, str)}
+
+
+def item_accuracy(items: dict[str, bool]) -> float:
+    return sum(items.values()) / len(items)
+
+
+def mean_accuracy(s: Scored) -> float:
+    """Mean over seeds of the per-seed accuracy (no interval)."""
+    return sum(item_accuracy(v) for v in s.by_seed.values()) / len(s.by_seed)
+
+
+def budget_keys(evals: dict[str, dict[int, dict]]) -> list[str]:
+    keys: dict[str, None] = {}
+    for by_seed in evals.values():
+        for e in by_seed.values():
+            keys.update(dict.fromkeys((e.get("evoswarm") or {}).get("budget") or {}))
+    return list(keys)
+
+
+def accuracy_section(evals, scored, est) -> Section:
+    """Each target: mean accuracy and interval over seeds and items, per seed, per skill, budget, status."""
+    skills = sorted({k for s in scored.values() if not isinstance(s, str) for k in s.skills.values()})
+    budget = budget_keys(evals)
+    rows = []
+    for t, s in scored.items():
+        if isinstance(s, str):
+            rows.append([t, describe(t), "", "", "", "", *[""] * len(skills), *[""] * len(budget), s])
+            continue
+        by_seed = evals[t]
+        agents = sorted({e["evoswarm"].get("agent", "") for e in by_seed.values()} - {""})
+        per_seed = " / ".join(_fmt(item_accuracy(s.by_seed[k])) for k in sorted(s.by_seed))
+        per_skill = []
+        for k in skills:
+            sub = s.only_skill(k)
+            per_skill.append(_fmt(mean_accuracy(sub)) if sub.n_items() else "")
+        spent = []
+        for k in budget:
+            vals = [(e["evoswarm"].get("budget") or {}).get(k) for e in by_seed.values()]
+            vals = [v for v in vals if v is not None]
+            spent.append(f"{sum(vals) / len(vals):.0f}" if vals else "")
+        e = est[t]
+        what = describe(t) + (f" [{', '.join(agents)}]" if agents else "")
+        rows.append([t, what, _fmt(e.mean), _ci(e), per_seed, str(e.n_items), *per_skill, *spent, "ok"])
+    return Section(
+        "Accuracy on the test split",
+        note="Mean over seeds of each seed's accuracy; 95% interval from a bootstrap over seeds, then over the test "
+        "items (drawn once for all seeds: every seed scores the same items). Per-seed accuracies in seed order; budget columns are means over seeds (when the target records them).",
+        head=["target", "what", "accuracy", "95% CI", "per seed", "items", *skills, *budget, "status"],
+        rows=rows,
+    )
+
+
+def dev_solo(fitness_rows: list[dict], agent: str) -> float | None:
+    row = next((r for r in fitness_rows if r.get("agent") == agent), None)
+    return float(row["solo_acc"]) if row and row.get("solo_acc") not in (None, "") else None
+
+
+def dev_vs_test(config, evals, fitness) -> list[dict]:
+    """Per generation and seed: the selected (best) agent, its dev solo accuracy and its test accuracy."""
+    out = []
+    for g in range(config["generations"] + 1):
+        by_seed = evals.get(f"gen{g}-best", {})
+        for s in sorted(by_seed):
+            e = by_seed[s]
+            if e.get("failed"):
+                continue
+            agent = e["evoswarm"].get("agent", "")
+            out.append(
+                {
+                    "gen": g,
+                    "seed": s,
+                    "agent": agent,
+                    "dev": dev_solo(fitness[s][g], agent),
+                    "test": item_accuracy({r["id"]: r["correct"] for r in e["evoswarm"]["per_item"]}),
+                }
+            )
+    return out
+
+
+def generation_rows(config, est: dict[str, Estimate], dev_test: list[dict]) -> list[dict]:
+    """Per generation: best agent, team vote (generation 0 only), team debate on test; best agent's dev solo."""
+    rows = []
+    for g in range(config["generations"] + 1):
+        devs = [d["dev"] for d in dev_test if d["gen"] == g and d["dev"] is not None]
+        rows.append(
+            {
+                "gen": g,
+                "best": est.get(f"gen{g}-best"),
+                "vote": est.get("team-vote") if g == 0 else None,
+                "debate": est.get(f"team-gen{g}"),
+                "dev": sum(devs) / len(devs) if devs else None,
+            }
+        )
+    return rows
+
+
+def _est_cells(e: Estimate | None) -> list[str]:
+    return [_fmt(e.mean), _ci(e)] if e else ["", ""]
+
+
+# --- plots ---------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    _pyplot().close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def generations_plot(rows: list[dict]) -> str:
+    """Test accuracy per generation with 95% intervals, and the best agent's dev solo accuracy (dashed)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for key, label, marker, shift in [
+        ("best", "best agent (test)", "o", -0.06),
+        ("debate", "team debate (test)", "s", 0.0),
+        ("vote", "team vote, gen 0 (test)", "^", 0.06),
+    ]:
+        pts = [(r["gen"] + shift, r[key]) for r in rows if r[key]]
+        if pts:
+            ax.errorbar(
+                [x for x, _ in pts],
+                [e.mean for _, e in pts],
+                yerr=[[e.mean - e.lo for _, e in pts], [e.hi - e.mean for _, e in pts]],
+                marker=marker,
+                capsize=3,
+                label=label,
+            )
+    devs = [(r["gen"], r["dev"]) for r in rows if r["dev"] is not None]
+    if devs:
+        ax.plot([g for g, _ in devs], [d for _, d in devs], "k--", marker="x", label="best agent (dev, solo)")
+    ax.set_xticks([r["gen"] for r in rows])
+    ax.set_xlabel("generation")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7)
+    ax.set_title("Accuracy per generation (95% CI over seeds and items)")
+    return _png(fig)
+
+
+def lineage_plot(lineage: dict[int, list[dict]], best: dict[tuple[int, int], str]) -> str:
+    """One panel per seed: agents by generation (x) and slot (y), edges from parents (width = blend
+    weight, dashed = elite copy), the generation's selected best agent ringed."""
+    plt = _pyplot()
+    seeds = sorted(lineage)
+    fig, axes = plt.subplots(len(seeds), 1, figsize=(7, 2.6 * len(seeds)), squeeze=False)
+    personas = sorted({n.get("persona") or "" for nodes in lineage.values() for n in nodes})
+    colours = {p: plt.get_cmap("tab10")(i % 10) for i, p in enumerate(personas)}
+    for ax, s in zip(axes[:, 0], seeds):
+        nodes = lineage[s]
+        slots: dict[int, list[str]] = {}
+        for n in nodes:
+            slots.setdefault(n["generation"], []).append(n["slot"])
+        pos = {(g, name): (g, -i) for g, names in slots.items() for i, name in enumerate(names)}
+        for n in nodes:
+            g, x = n["generation"], pos[(n["generation"], n["slot"])]
+            weights = (n.get("params") or {}).get("weights") or [1.0] * len(n.get("parents", []))
+            for p, w in zip(n.get("parents", []), weights):
+                src = pos.get((n.get("parent_generation", g - 1), p))
+                if src:
+                    style = "--" if n.get("operator") == "elite" else "-"
+                    ax.plot([src[0], x[0]], [src[1], x[1]], style, color="grey", lw=0.5 + 2.5 * float(w), zorder=1)
+        for n in nodes:
+            g, (x, y) = n["generation"], pos[(n["generation"], n["slot"])]
+            ring = best.get((s, g)) == n["slot"]
+            ax.scatter(
+                [x],
+                [y],
+                s=260,
+                color=colours[n.get("persona") or ""],
+                edgecolors="black" if ring else "none",
+                linewidths=2.5 if ring else 0,
+                zorder=2,
+            )
+            ax.annotate(n["slot"], (x, y), xytext=(0, -16), textcoords="offset points", ha="center", fontsize=7)
+        ax.set_title(f"seed {s}", fontsize=9)
+        ax.set_xticks(sorted(slots))
+        ax.set_xticklabels([f"gen {g}" for g in sorted(slots)])
+        ax.set_yticks([])
+        ax.set_xlim(-0.5, max(slots) + 0.5)
+        ax.set_ylim(-max(len(v) for v in slots.values()), 0.7)
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=colours[p], label=f"persona line: {p or '?'}") for p in personas
+    ]
+    handles.append(plt.Line2D([], [], marker="o", ls="", mfc="white", mec="black", mew=2, label="selected best"))
+    axes[0, 0].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return _png(fig)
+
+
+# --- debates, fitness, timings -------------------------------------------------------------------
+
+
+def example_debates(
+    tasks: list[dict], transcripts: list[dict], votes: list[dict], where: str, n: int = 3
+) -> list[Section]:
+    """n debates, preferring questions where the agents disagreed in round 1 (the debate had work to do);
+    `where` (seed, generation, split) goes into each title."""
+    questions = {t["id"]: t for t in tasks}
+    turns: dict[str, list[dict]] = {}
+    for t in transcripts:
+        turns.setdefault(t["question_id"], []).append(t)
+
+    def disagreed(v):
+        first = {t["answer"] for t in turns.get(v["question_id"], []) if t["round"] == 1}
+        return len(first) > 1
+
+    chosen = ([v for v in votes if disagreed(v)] + [v for v in votes if not disagreed(v)])[:n]
+    out = []
+    for k, v in enumerate(chosen, 1):
+        q = questions.get(v["question_id"], {})
+        choices = v.get("choices") or q.get("choices")
+        scores = ", ".join(f"{a}: {x:.2f}" for a, x in (v.get("vote_scores") or {}).items())
+        lines = [f"vote: {v.get('vote_answer', v['team_answer'])} ({scores})"]
+        if "judge" in v:
+            lines.append(f"judge: {v['judge']['answer']}")
+        lines.append(f"team answer: {v['team_answer']}, gold: {v['gold']}, {'correct' if v['correct'] else 'wrong'}")
+        out.append(
+            Section(
+                f"Example debate {k}: {v['question_id']} ({v.get('skill', '')}), {where}",
+                note=q.get("question", "(question text not in the dev file)")
+                + (f" Choices: {', '.join(choices)}." if choices else ""),
+                lines=lines,
+                head=["round", "agent", "answer", "confidence", "summary"],
+                rows=[
+                    [str(t["round"]), t["agent"], str(t["answer"]), f"{t['confidence']:.2f}", t.get("summary") or ""]
+                    for t in sorted(turns.get(v["question_id"], []), key=lambda t: t["round"])
+                ],
+            )
+        )
+    return out
+
+
+def raw_fitness_columns(tables: list[list[dict]]) -> list[str]:
+    """fitness.csv's raw columns: everything but the weights' hash and the normalised parts."""
+    cols: dict[str, None] = {}
+    for rows in tables:
+        for r in rows:
+            cols.update(dict.fromkeys(c for c in r if c != "agent" and c != "adapter_sha" and not c.endswith("_norm")))
+    return list(cols)
 
 
 def benchmark_rows(folder: str) -> list[dict]:
@@ -93,160 +470,214 @@ def benchmark_rows(folder: str) -> list[dict]:
             recs = list(csv.DictReader(f, delimiter="\t"))
         if recs:
             rows.append(
-                {
-                    "rule": p.parent.name,
-                    "job": p.stem,
-                    "s": float(recs[-1]["s"]),
-                    "max_rss_mb": recs[-1].get("max_rss", ""),
-                }
+                {"rule": p.parent.name, "job": p.stem, "s": float(recs[-1]["s"]), "max_rss_mb": recs[-1].get("max_rss")}
             )
     return rows
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode()
+def cost_split(bench: list[dict]) -> tuple[float, dict[int, float]]:
+    """Job seconds of the shared jobs (base, base evaluation) and of each replicate (jobs named seed<k>-...)."""
+    shared, per_seed = 0.0, {}
+    for b in bench:
+        m = re.match(r"seed(\d+)-", b["job"])
+        if m:
+            per_seed[int(m.group(1))] = per_seed.get(int(m.group(1)), 0.0) + b["s"]
+        else:
+            shared += b["s"]
+    return shared, per_seed
 
 
-def plots(fitness: list[list[dict]], diversity: list[float]) -> dict[str, str]:
-    """Base64 PNGs: fitness parts over generations, population diversity over generations."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    gens = list(range(len(fitness)))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for col, label in [
-        ("solo_acc", "task (solo accuracy)"),
-        ("shapley", "cooperation (Shapley)"),
-        ("novelty", "novelty"),
-        ("fitness", "fitness"),
-    ]:
-        ax.plot(gens, [sum(float(r[col]) for r in g) / len(g) for g in fitness], marker="o", label=f"mean {label}")
-    ax.plot(gens, [max(float(r["fitness"]) for r in g) for g in fitness], "k--", marker="x", label="max fitness")
-    ax.set_xlabel("generation")
-    ax.set_xticks(gens)
-    ax.legend(fontsize=7)
-    ax.set_title("Fitness parts over generations")
-    out = {"fitness": _png(fig)}
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.plot(gens, diversity, marker="o", label="answer disagreement (pairwise)")
-    ax.plot(gens, [sum(float(r["novelty"]) for r in g) / len(g) for g in fitness], marker="s", label="mean novelty")
-    ax.set_xlabel("generation")
-    ax.set_xticks(gens)
-    ax.legend(fontsize=7)
-    ax.set_title("Population diversity over generations")
-    out["diversity"] = _png(fig)
-    plt.close(fig)
-    return out
+def timing_sections(bench: list[dict]) -> list[Section]:
+    by_rule: dict[str, list[dict]] = {}
+    for b in bench:
+        by_rule.setdefault(b["rule"], []).append(b)
+    shared, per_seed = cost_split(bench)
+    replicates = ", ".join(f"seed {k} {v:.0f} s" for k, v in sorted(per_seed.items()))
+    return [
+        Section(
+            "Stage timings by rule (Snakemake benchmarks)",
+            note=f"Job time: shared jobs (base, base evaluation) {shared:.0f} s; per replicate: {replicates or '-'}.",
+            head=["rule", "jobs", "seconds", "seconds per job"],
+            rows=[
+                [r, str(len(bs)), f"{sum(b['s'] for b in bs):.1f}", f"{sum(b['s'] for b in bs) / len(bs):.1f}"]
+                for r, bs in by_rule.items()
+            ],
+        ),
+        Section(
+            "Stage timings by job",
+            head=["rule", "job", "seconds", "max RSS (MB)"],
+            rows=[[b["rule"], b["job"], f"{b['s']:.1f}", str(b["max_rss_mb"] or "")] for b in bench],
+        ),
+    ]
 
 
-def lineage_rows(adapter_dirs: list[str]) -> list[dict]:
-    rows = []
-    for d in adapter_dirs:
-        lin = json.loads((Path(d) / "lineage.json").read_text())
-        w = lin.get("params", {}).get("weights")
-        parents = ", ".join(
-            f"gen{lin.get('parent_generation', '')}/{p}" + (f" ({x:.2f})" if w else "")
-            for p, x in zip(lin["parents"], w or [None] * len(lin["parents"]))
+# --- the whole report ----------------------------------------------------------------------------
+
+
+def build(config: dict, files: dict, benchmarks: str) -> tuple[str, str, list[Section]]:
+    """(title, intro, sections) from the run's files (layout.report_files' map)."""
+    seeds = sorted(files["evals"])
+    if sorted(config["seeds"]) != seeds:
+        raise InputError(f"report: the config's seeds {config['seeds']} are not the files' seeds {seeds}")
+    iters, seed = config["evaluation"]["bootstrap"], config["seed"]
+    evals = load_evals(files["evals"])
+    scored = scored_targets(evals, files["evals"])
+    est = estimates(scored, iters, seed)
+    fitness = {s: [read_csv_rows(p) for p in files["fitness"][s]] for s in seeds}
+    dev_test = dev_vs_test(config, evals, fitness)
+    gen_rows = generation_rows(config, est, dev_test)
+    lineage = {s: [read_lineage(d) for d in files["adapters"][s]] for s in seeds}
+    best = {(d["seed"], d["gen"]): d["agent"] for d in dev_test}
+    last = config["generations"]
+
+    sections = [
+        Section(
+            "Verdicts",
+            note="Paired differences A - B in test accuracy (same seeds, same items), with 95% intervals from a "
+            "bootstrap over seeds, then over the test items (drawn once for all seeds: every seed scores the same "
+            "items).",
+            lines=verdict_lines(comparisons(config, list(evals)), scored, iters, seed),
+        ),
+        accuracy_section(evals, scored, est),
+        Section(
+            "Accuracy per generation",
+            note="Test accuracy of each generation's best agent (the one selection ranks first on dev), the "
+            "generation-0 vote and each generation's team debate; dev = the best agent's dev solo accuracy.",
+            head=["gen", "best agent", "95% CI", "team vote", "95% CI", "team debate", "95% CI", "best agent (dev)"],
+            rows=[
+                [
+                    str(r["gen"]),
+                    *_est_cells(r["best"]),
+                    *_est_cells(r["vote"]),
+                    *_est_cells(r["debate"]),
+                    _fmt(r["dev"]),
+                ]
+                for r in gen_rows
+            ],
+            image=generations_plot(gen_rows),
+        ),
+        Section(
+            "Dev vs test for the selected agents",
+            note="Selection reads dev only; a dev accuracy well above test is overfitting to dev.",
+            head=["gen", "seed", "agent", "dev (solo)", "test", "dev - test"],
+            rows=[
+                [
+                    str(d["gen"]),
+                    str(d["seed"]),
+                    d["agent"],
+                    _fmt(d["dev"]),
+                    _fmt(d["test"]),
+                    f"{d['dev'] - d['test']:+.3f}" if d["dev"] is not None else "",
+                ]
+                for d in dev_test
+            ],
+        ),
+        Section(
+            "Lineage",
+            note="Node colour: the persona line an agent descends from (its first parent's); edge width: blend "
+            "weight; dashed: elite copy; ringed: the generation's selected best.",
+            head=["seed", "agent", "operator", "parents (weights)", "persona", "sha256"],
+            rows=[[str(s), *lineage_cells(n)] for s in seeds for n in lineage[s]],
+            image=lineage_plot(lineage, best),
+        ),
+    ]
+    dev_items = read_jsonl(files["dev"], required=["id"])
+    sections += example_debates(
+        dev_items,
+        read_jsonl(files["transcripts"][seeds[0]][last]),
+        read_jsonl(files["votes"][seeds[0]][last]),
+        f"seed {seeds[0]}, generation {last}, dev split",
+    )
+    cols = raw_fitness_columns([rows for s in seeds for rows in fitness[s]])
+    sections.append(
+        Section(
+            "Raw fitness parts per generation",
+            note="fitness.csv's raw columns (before any normalisation), per seed and generation.",
+            head=["seed", "gen", "agent", *cols],
+            rows=[
+                [str(s), str(g), r["agent"], *[r.get(c, "") for c in cols]]
+                for s in seeds
+                for g, rows in enumerate(fitness[s])
+                for r in rows
+            ],
         )
-        rows.append(
-            {
-                "agent": f"gen{lin['generation']}/{lin['slot']}",
-                "operator": lin["operator"],
-                "parents": parents or "-",
-                "persona": lin.get("persona") or "",
-                "sha": lin["sha256"][:12],
-            }
+    )
+    parse_rows = []
+    for s in seeds:
+        for g, p in enumerate(files["transcripts"][s]):
+            turns = read_jsonl(p)
+            fails = sum(not t["parsed"] for t in turns)
+            parse_rows.append([str(s), str(g), str(len(turns)), str(fails), f"{fails / len(turns):.1%}"])
+    sections.append(
+        Section(
+            "Parse-failure rate of debate turns", head=["seed", "gen", "turns", "failures", "rate"], rows=parse_rows
         )
-    return rows
-
-
-def _fmt(x) -> str:
-    if x is None or x == "":
-        return ""
-    return f"{x:.3f}" if isinstance(x, float) else str(x)
-
-
-def tables(skills, acc_rows, fitness, lineage, parse_rates, bench) -> dict[str, tuple[list[str], list[list[str]]]]:
-    """Every table of the report as (header, rows of strings), shared by the HTML and Markdown writers."""
-    t = {}
-    t["Accuracy on the test split"] = (
-        ["target", "what", "accuracy", "95% CI", "n", *skills, "status"],
-        [
-            [
-                r["target"],
-                r["what"] + (f" [{r['agent']}]" if r.get("agent") else ""),
-                _fmt(r.get("acc")),
-                f"[{r['lo']:.3f}, {r['hi']:.3f}]" if "lo" in r else "",
-                str(r.get("n", "")),
-                *[_fmt(r.get(s)) for s in skills],
-                r["status"],
-            ]
-            for r in acc_rows
-        ],
     )
-    t["Fitness by generation"] = (
-        ["gen", "agent", "solo", "team", "LOO", "Shapley", "novelty", "fitness"],
-        [
-            [
-                str(g),
-                r["agent"],
-                r["solo_acc"][:5],
-                r["team_acc"][:5],
-                r["loo"][:6],
-                r["shapley"][:6],
-                r["novelty"][:6],
-                r["fitness"][:5],
-            ]
-            for g, rows in enumerate(fitness)
-            for r in rows
-        ],
+    sections += timing_sections(benchmark_rows(benchmarks))
+    title = f"evoswarm report: P={config['population']}, G={last}, seeds {', '.join(map(str, seeds))}"
+    w = config["fitness"]["weights"]
+    intro = (
+        f"{len(seeds)} replicate(s): each seed reruns persona training, debate, evolution and evaluation on the "
+        f"same base and test items. Fitness = {w['task']} task + {w['cooperation']} cooperation "
+        f"({config['fitness']['cooperation']}) + {w['novelty']} novelty ({config['fitness']['novelty']}). "
+        "A verdict is about this world and these seeds; an interval spanning 0 is not evidence of no effect. "
+        "Selection reads the dev split only; the test split is read only by evaluation."
     )
-    t["Lineage"] = (
-        ["agent", "operator", "parents (weights)", "persona", "sha256"],
-        [[r["agent"], r["operator"], r["parents"], r["persona"], r["sha"]] for r in lineage],
-    )
-    t["Parse-failure rate of debate turns"] = (
-        ["generation", "turns", "parse failures", "rate"],
-        [[str(g), str(n), str(f), f"{f / n:.1%}" if n else ""] for g, (n, f) in enumerate(parse_rates)],
-    )
-    t["Stage timings (Snakemake benchmarks)"] = (
-        ["rule", "job", "seconds", "max RSS (MB)"],
-        [[b["rule"], b["job"], f"{b['s']:.1f}", str(b["max_rss_mb"])] for b in bench],
-    )
-    return t
+    return title, intro, sections
 
 
-def to_markdown(title: str, tabs: dict) -> str:
-    out = [f"# {title}", ""]
-    for name, (head, rows) in tabs.items():
-        out += [f"## {name}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        out += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in rows]
-        out.append("")
+def lineage_cells(n: dict) -> list[str]:
+    w = (n.get("params") or {}).get("weights")
+    parents = ", ".join(
+        f"gen{n.get('parent_generation', '')}/{p}" + (f" ({x:.2f})" if w else "")
+        for p, x in zip(n["parents"], w or [None] * len(n["parents"]))
+    )
+    return [
+        f"gen{n['generation']}/{n['slot']}",
+        n["operator"],
+        parents or "-",
+        n.get("persona") or "",
+        n.get("sha256", "")[:12],
+    ]
+
+
+def to_markdown(title: str, intro: str, sections: list[Section]) -> str:
+    out = [f"# {title}", "", intro, ""]
+    for s in sections:
+        out += [f"## {s.title}", ""]
+        if s.note:
+            out += [s.note, ""]
+        if s.lines:
+            out += [f"- {line}" for line in s.lines] + [""]
+        if s.head:
+            out += ["| " + " | ".join(s.head) + " |", "|" + "---|" * len(s.head)]
+            out += ["| " + " | ".join(c.replace("|", "/").replace("\n", " ") for c in r) + " |" for r in s.rows]
+            out.append("")
+        if s.image:
+            out += ["(plot in index.html)", ""]
     return "\n".join(out)
 
 
-def to_html(title: str, intro: str, tabs: dict, images: dict[str, str]) -> str:
+def to_html(title: str, intro: str, sections: list[Section]) -> str:
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
         "margin-bottom:1.5em;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}th{background:#eee}"
-        "</style></head><body>",
+        "li{font-family:monospace;margin:.2em 0}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>{intro}</p>",
+        f"<p>{html.escape(intro)}</p>",
     ]
-    for name, (head, rows) in tabs.items():
-        parts.append(
-            f"<h2>{html.escape(name)}</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
-        )
-        parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows]
-        parts.append("</table>")
-        if name == "Fitness by generation":
-            for key in ("fitness", "diversity"):
-                parts.append(f"<img alt='{key} plot' src='data:image/png;base64,{images[key]}'>")
+    for s in sections:
+        parts.append(f"<h2>{html.escape(s.title)}</h2>")
+        if s.note:
+            parts.append(f"<p>{html.escape(s.note)}</p>")
+        if s.lines:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in s.lines) + "</ul>")
+        if s.image:
+            parts.append(f"<img alt='{html.escape(s.title)} plot' src='data:image/png;base64,{s.image}'>")
+        if s.head:
+            parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in s.head) + "</tr>")
+            parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in s.rows]
+            parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
