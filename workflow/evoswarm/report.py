@@ -257,7 +257,8 @@ def accuracy_section(evals, scored, est) -> Section:
     return Section(
         "Accuracy on the test split",
         note="Mean over seeds of each seed's accuracy; 95% interval from a bootstrap over seeds, then over the test "
-        "items (drawn once for all seeds: every seed scores the same items). Per-seed accuracies in seed order; budget columns are means over seeds (when the target records them).",
+        "items (drawn once for all seeds: every seed scores the same items). Per-seed accuracies in seed order; "
+        "budget columns are means over seeds (when the target records them).",
         head=["target", "what", "accuracy", "95% CI", "per seed", "items", *skills, *budget, "status"],
         rows=rows,
     )
