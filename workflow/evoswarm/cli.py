@@ -1,7 +1,7 @@
 """The `evoswarm` command: open-topic debates, the OpenAI-compatible server, the world generator.
 
 evoswarm debate --topic "消費税減税は日本経済にプラスか？" --adapters A B C --rounds 3
-evoswarm serve --base results/base --adapters results/gen0/adapters/* --port 8000
+evoswarm serve --base results/base --adapters results/seed0/gen0/adapters/* --port 8000
 evoswarm world --out data --seed 0
 """
 

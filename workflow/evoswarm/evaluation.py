@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from pathlib import Path
 
 import yaml
@@ -174,13 +173,3 @@ def sample_answer(text: str, choices: list[str] | None) -> str:
     if not t.ok:
         return ""
     return (match_choice(t.answer, choices) or t.answer) if choices else t.answer
-
-
-def bootstrap_ci(correct: list[bool], iters: int, seed: int) -> tuple[float, float]:
-    """95% percentile bootstrap interval of the mean."""
-    if not correct:
-        return (0.0, 0.0)
-    rng = random.Random(seed)
-    n = len(correct)
-    means = sorted(sum(rng.choices(correct, k=n)) / n for _ in range(iters))
-    return means[int(0.025 * (iters - 1))], means[int(0.975 * (iters - 1))]

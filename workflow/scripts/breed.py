@@ -1,8 +1,8 @@
 """Stage breed: one slot of generation g+1 -- an elite copied with its lineage, or a child bred by
 crossover in weight-delta space and mutation (imports torch and safetensors only, unless child SFT is on).
 
-By hand: python workflow/scripts/breed.py --config config.yaml --selection results/gen0/selection.json \
-             --parents-dir results/gen0/adapters --slot s01 --out results/gen1/adapters/s01
+By hand: python workflow/scripts/breed.py --config config.yaml --selection results/seed0/gen0/selection.json \
+             --parents-dir results/seed0/gen0/adapters --slot s01 --out results/seed0/gen1/adapters/s01
 """
 
 import argparse

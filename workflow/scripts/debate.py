@@ -2,7 +2,7 @@
 
 By hand (any task file, any adapters):
   python workflow/scripts/debate.py --config config.yaml --base results/base --tasks data/tasks/dev.jsonl \
-      --adapters results/gen0/adapters/critic results/gen0/adapters/ideator --out results/my-debate
+      --adapters results/seed0/gen0/adapters/critic results/seed0/gen0/adapters/ideator --out results/my-debate
 """
 
 import argparse

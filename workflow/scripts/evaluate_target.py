@@ -7,7 +7,7 @@ team-vote (generation 0's adapters, one round: persona vote without debate) | te
 Every result records its budget (model calls, generated tokens, scored continuations).
 
 By hand: python workflow/scripts/evaluate_target.py --config config.yaml --target gen0-critic \
-             --adapters results/gen0/adapters/critic --out results/eval/gen0-critic.json
+             --adapters results/seed0/gen0/adapters/critic --out results/seed0/eval/gen0-critic.json
 """
 
 import argparse

@@ -158,25 +158,27 @@ if sm:
         sm.threads,
     )
 elif __name__ == "__main__":
+    from evoswarm import layout
     from evoswarm.config import load_config, members, stage_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="config.yaml")
     ap.add_argument("--gen", type=int, required=True)
+    ap.add_argument("--seed", type=int, default=None, help="the replicate (default: the config's first seed)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     cfg = load_config(a.config)
-    g = Path(cfg["results"]) / f"gen{a.gen}"
+    R, seed = cfg["results"], cfg["seeds"][0] if a.seed is None else a.seed
     stage.run(
         main,
         dict(
-            config=stage_config(cfg, "fitness"),
-            base=f"{cfg['results']}/base",
-            adapters=[str(g / "adapters" / m) for m in members(cfg, a.gen)],
-            transcripts=str(g / "debate/transcripts.jsonl"),
-            votes=str(g / "debate/votes.jsonl"),
+            config=stage_config(cfg, "fitness", seed),
+            base=layout.base_dir(R),
+            adapters=[layout.adapter_dir(R, seed, a.gen, m) for m in members(cfg, a.gen)],
+            transcripts=layout.debate_out(R, seed, a.gen, "transcripts"),
+            votes=layout.debate_out(R, seed, a.gen, "votes"),
             tasks=cfg["tasks"]["dev"],
-            out=str(g / "fitness.csv"),
+            out=layout.fitness_csv(R, seed, a.gen),
             gen=a.gen,
         ),
         threads=a.threads,

@@ -1,7 +1,7 @@
 """Stage select: elites and each child slot's parents, blend weights and operators -> selection.json.
 
 A pure function of fitness.csv and the seed (imports no model code).
-By hand: python workflow/scripts/select_parents.py --config config.yaml --fitness results/gen0/fitness.csv --gen 0
+By hand: python workflow/scripts/select_parents.py --config config.yaml --fitness results/seed0/gen0/fitness.csv --gen 0
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """Stage train_persona: one generation-0 agent = the base + a LoRA trained with TRL on its persona's chats.
 
 By hand: python workflow/scripts/train_persona.py --config config.yaml --persona critic \
-             --base results/base --out results/gen0/adapters/critic
+             --base results/base --out results/seed0/gen0/adapters/critic
 """
 
 import argparse
