@@ -54,9 +54,11 @@ def test_lm_eval_agrees_with_the_debate_scorer(evaluate_stage, tiny_base, tiny_a
 def test_missing_adapter_is_a_failed_target(evaluate_stage, tiny_base, smoke_config, tmp_path):
     import json
 
+    from evoswarm.config import stage_config
+
     out = tmp_path / "gen0-ghost.json"
     evaluate_stage.main(
-        smoke_config,
+        stage_config(smoke_config, "evaluate"),
         "gen0-ghost",
         str(tiny_base),
         str(REPO / "data/tasks/test.jsonl"),
@@ -171,10 +173,17 @@ def eval_config(smoke_config, limit=4, **evaluation):
 
 
 def run_target(evaluate_stage, config, target, base, adapters=(), fitness=None):
-    from evoswarm.config import gen0_systems
+    from evoswarm.config import gen0_systems, stage_config
 
     return evaluate_stage.evaluate(
-        config, target, str(base), TEST, [str(a) for a in adapters], fitness, config["population"], gen0_systems(config)
+        stage_config(config, "evaluate"),
+        target,
+        str(base),
+        TEST,
+        [str(a) for a in adapters],
+        fitness,
+        config["population"],
+        gen0_systems(config),
     )
 
 
@@ -235,6 +244,7 @@ def test_prompt_vote_is_the_base_under_each_persona_prompt(evaluate_stage, recor
 
 def test_every_target_records_its_budget(evaluate_stage, tiny_base, tiny_adapters, smoke_config, tmp_path):
     """lm-eval: one call and all choices per item, nothing generated; a debate spends more on every count."""
+    from evoswarm.config import stage_config
     from evoswarm.population import load_items
 
     cfg = eval_config(smoke_config)
@@ -254,7 +264,7 @@ def test_every_target_records_its_budget(evaluate_stage, tiny_base, tiny_adapter
     ]:
         out = tmp_path / f"{target}.json"
         evaluate_stage.main(
-            cfg,
+            stage_config(cfg, "evaluate"),
             target,
             str(tiny_base),
             TEST,

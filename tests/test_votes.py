@@ -114,9 +114,10 @@ def judged(tiny_base, tiny_adapters, smoke_config):
     from types import SimpleNamespace
 
     from evoswarm.backends.hf import HFBackend
+    from evoswarm.config import stage_config
     from evoswarm.population import load_agents, load_items
 
-    config = {**smoke_config, "debate": {**smoke_config["debate"], "judge": True}}
+    config = stage_config({**smoke_config, "debate": {**smoke_config["debate"], "judge": True}}, "fitness")
     backend = HFBackend.from_base(str(tiny_base), config)
     adapters = [str(p) for p in tiny_adapters.values()]
     agents = load_agents(backend, str(tiny_base), adapters)
