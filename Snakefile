@@ -16,7 +16,8 @@ include: "rules/evolve.smk"
 include: "rules/report.smk"
 
 
+# A study config (`study.arms`) makes its comparison table the default target; otherwise the report.
 rule all:
     default_target: True
     input:
-        f"{layout.report_dir(R)}/index.html",
+        layout.study_table(R, "md") if ARMS else f"{layout.report_dir(R)}/index.html",

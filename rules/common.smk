@@ -7,6 +7,7 @@ from evoswarm.config import (
     gen0_systems,
     members,
     stage_config,
+    study_arms,
     validate,
 )
 
@@ -17,6 +18,18 @@ config.update(_validated)
 
 R = config["results"]
 SEEDS = config["seeds"]
+
+
+def _strip(c):
+    """A config without its study block (what an arm's run reads)."""
+    return {k: v for k, v in c.items() if k != "study"}
+
+
+# Study arms (`study.arms`): name -> file prefix, and prefix -> validated config. An arm that changes
+# nothing is the main run itself (prefix ""); every arm shares the main run's generation 0.
+_arm_cfgs = study_arms(config)
+ARMS = {n: ("" if _strip(c) == _strip(config) else layout.arm_prefix(n)) for n, c in _arm_cfgs.items()}
+ARM_CONFIGS = {"": config, **{ARMS[n]: c for n, c in _arm_cfgs.items()}}
 GEN0 = gen0_members(config)
 # Rules that run the model ask for a GPU when the config puts the model on one.
 GPU = 1 if config["base"]["device"] == "cuda" else 0
@@ -25,6 +38,7 @@ CONDA_ENV = "../envs/cuda.yaml" if GPU else "../envs/cpu.yaml"
 
 
 wildcard_constraints:
+    arm=layout.ARM_PATTERN,
     seed=r"\d+",
     gen=r"\d+",
     bred=r"[1-9]\d*",
@@ -36,12 +50,32 @@ def base_dir():
     return layout.base_dir(R)
 
 
-def adapters_of(seed, gen):
-    return [layout.adapter_dir(R, seed, gen, a) for a in members(config, int(gen))]
+def arm_config(wildcards):
+    return ARM_CONFIGS[wildcards.get("arm", "")]
+
+
+def owner(arm, gen, stage):
+    """The prefix whose files hold `stage` ('adapters', 'debate', 'debate_train', 'fitness') of
+    generation `gen` for `arm`: the main run's ("") for generation 0 wherever the arm reads the same
+    config there, else the arm's own."""
+    if gen != 0 or arm == "":
+        return arm
+    main, mine = config, ARM_CONFIGS[arm]
+    if stage == "fitness":
+        return "" if stage_config(main, "fitness") == stage_config(mine, "fitness") else arm
+    if stage == "debate_train":
+        key = lambda c: c["evolution"]["lamarck"]["train_items"]
+        return "" if key(main) == key(mine) else arm
+    return ""  # adapters and the dev debate: arms cannot change what they read
+
+
+def adapters_of(seed, gen, arm=""):
+    gen = int(gen)
+    return [layout.adapter_dir(R, seed, gen, a, owner(arm, gen, "adapters")) for a in members(config, gen)]
 
 
 def gen_adapters(wildcards):
-    return adapters_of(wildcards.seed, wildcards.gen)
+    return adapters_of(wildcards.seed, wildcards.gen, wildcards.get("arm", ""))
 
 
 def persona_data(wildcards):
@@ -52,23 +86,54 @@ def persona_of(wildcards):
     return GEN0[wildcards.agent]
 
 
+def debate_of(seed, gen, arm, split="dev"):
+    """{transcripts, votes} of generation `gen`'s debate on `split` (dev: fitness; train: distillation)."""
+    stage = "debate" if split == "dev" else "debate_train"
+    where = owner(arm, int(gen), stage)
+    return {n: layout.debate_out(R, seed, gen, n, where, split) for n in ("transcripts", "votes")}
+
+
+def fitness_inputs(wildcards):
+    seed, gen, arm = wildcards.seed, int(wildcards.gen), wildcards.arm
+    return {
+        "base": base_dir(),
+        "adapters": adapters_of(seed, gen, arm),
+        "tasks": config["tasks"]["dev"],
+        **debate_of(seed, gen, arm),
+    }
+
+
+def select_input(wildcards):
+    gen = int(wildcards.gen)
+    return layout.fitness_csv(R, wildcards.seed, gen, owner(wildcards.arm, gen, "fitness"))
+
+
 def breed_inputs(wildcards):
     """A child of generation g takes all adapters of g-1 and its selection.json; it reads its parents from the JSON."""
     prev = int(wildcards.bred) - 1
     return {
-        "adapters": adapters_of(wildcards.seed, prev),
-        "selection": layout.selection_json(R, wildcards.seed, prev),
+        "adapters": adapters_of(wildcards.seed, prev, wildcards.arm),
+        "selection": layout.selection_json(R, wildcards.seed, prev, wildcards.arm),
     }
 
 
+def lamarck_inputs(wildcards):
+    """The bred child, the base, and for distillation its parents' generation's train-split debate."""
+    seed, gen, arm = wildcards.seed, int(wildcards.bred), wildcards.arm
+    inputs = {"bred": layout.bred_dir(R, seed, gen, wildcards.agent, arm), "base": base_dir()}
+    if ARM_CONFIGS[arm]["evolution"]["lamarck"]["step"] == "distill":
+        inputs.update(debate_of(seed, gen - 1, arm, split="train"))
+    return inputs
+
+
 def params_for(stage):
-    """The config keys a stage reads and its replicate's seed, as `params`: editing a key reruns that
-    stage and downstream only; adding a seed reruns only the new replicate (and the report).
+    """The config keys a stage reads (its arm's) and its replicate's seed, as `params`: editing a key
+    reruns that stage and downstream only; adding a seed reruns only the new replicate (and the report).
     """
 
     def stage_params(wildcards):
         seed = wildcards.get("seed")
-        return stage_config(config, stage, SEEDS[0] if seed is None else int(seed))
+        return stage_config(arm_config(wildcards), stage, SEEDS[0] if seed is None else int(seed))
 
     return stage_params
 
@@ -80,18 +145,18 @@ def eval_targets():
 
 def eval_inputs(wildcards):
     """Inputs of one evaluation target: always the base and the test split, plus the adapters it uses."""
-    t, seed = wildcards.target, wildcards.get("seed")
+    t, seed, arm = wildcards.target, wildcards.get("seed"), wildcards.get("arm", "")
     inputs = {"base": base_dir(), "tasks": config["tasks"]["test"]}
     if t.startswith("gen0-") and t[5:] in GEN0:
         inputs["adapters"] = [layout.adapter_dir(R, seed, 0, t[5:])]
     elif t.endswith("-best"):
         g = int(t[3:-5])
-        inputs["adapters"] = adapters_of(seed, g)
-        inputs["fitness"] = layout.fitness_csv(R, seed, g)
+        inputs["adapters"] = adapters_of(seed, g, arm)
+        inputs["fitness"] = layout.fitness_csv(R, seed, g, owner(arm, g, "fitness"))
     elif t == "team-vote":
         inputs["adapters"] = adapters_of(seed, 0)
     elif t.startswith("team-gen"):
-        inputs["adapters"] = adapters_of(seed, int(t[8:]))
+        inputs["adapters"] = adapters_of(seed, int(t[8:]), arm)
     # base, base-sc and prompt-vote read the base alone (prompt-vote: + eval_systems)
     elif t not in ("base", "base-sc", "prompt-vote"):
         raise ValueError(f"unknown evaluation target {t!r}; known: {eval_targets()}")
@@ -109,3 +174,25 @@ def report_files():
 
 def report_inputs(wildcards=None):
     return layout.flatten(report_files())
+
+
+# The study (`study.arms`): each arm's first and last generation on the test split, and its dev debate.
+STUDY_TARGETS = ("gen0-best", f"gen{config['generations']}-best", "team-gen0", f"team-gen{config['generations']}")
+
+
+def study_files():
+    """arm -> seed -> {target: eval json, 'votes': last generation's dev votes, 'fitness': its fitness.csv}."""
+    G = config["generations"]
+    out = {}
+    for name, arm in ARMS.items():
+        out[name] = {}
+        for s in SEEDS:
+            evals = {}
+            for t in STUDY_TARGETS:
+                g = int(t[3:-5]) if t.endswith("-best") else int(t[8:])
+                where = owner(arm, g, "fitness" if t.endswith("-best") else "adapters")
+                evals[t] = layout.eval_json(R, s, t, where)
+            evals["votes"] = layout.debate_out(R, s, G, "votes", owner(arm, G, "debate"))
+            evals["fitness"] = layout.fitness_csv(R, s, G, owner(arm, G, "fitness"))
+            out[name][s] = evals
+    return out

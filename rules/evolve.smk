@@ -1,16 +1,12 @@
 rule fitness:
     input:
-        base=base_dir(),
-        adapters=gen_adapters,
-        transcripts=layout.debate_out(R, "{seed}", "{gen}", "transcripts"),
-        votes=layout.debate_out(R, "{seed}", "{gen}", "votes"),
-        tasks=config["tasks"]["dev"],
+        unpack(fitness_inputs),
     output:
-        layout.fitness_csv(R, "{seed}", "{gen}"),
+        layout.fitness_csv(R, "{seed}", "{gen}", "{arm}"),
     log:
-        "logs/fitness/seed{seed}-gen{gen}.log",
+        "logs/fitness/{arm}seed{seed}-gen{gen}.log",
     benchmark:
-        "benchmarks/fitness/seed{seed}-gen{gen}.tsv"
+        "benchmarks/fitness/{arm}seed{seed}-gen{gen}.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -25,13 +21,13 @@ rule fitness:
 
 rule select:
     input:
-        layout.fitness_csv(R, "{seed}", "{gen}"),
+        select_input,
     output:
-        layout.selection_json(R, "{seed}", "{gen}"),
+        layout.selection_json(R, "{seed}", "{gen}", "{arm}"),
     log:
-        "logs/select/seed{seed}-gen{gen}.log",
+        "logs/select/{arm}seed{seed}-gen{gen}.log",
     benchmark:
-        "benchmarks/select/seed{seed}-gen{gen}.tsv"
+        "benchmarks/select/{arm}seed{seed}-gen{gen}.tsv"
     conda:
         CONDA_ENV
     threads: 1
@@ -47,11 +43,11 @@ rule breed:
     input:
         unpack(breed_inputs),
     output:
-        directory(layout.adapter_dir(R, "{seed}", "{bred}", "{agent}")),
+        directory(layout.bred_dir(R, "{seed}", "{bred}", "{agent}", "{arm}")),
     log:
-        "logs/breed/seed{seed}-gen{bred}-{agent}.log",
+        "logs/breed/{arm}seed{seed}-gen{bred}-{agent}.log",
     benchmark:
-        "benchmarks/breed/seed{seed}-gen{bred}-{agent}.tsv"
+        "benchmarks/breed/{arm}seed{seed}-gen{bred}-{agent}.tsv"
     conda:
         CONDA_ENV
     threads: 1
@@ -59,7 +55,26 @@ rule breed:
         mem_mb=2000,
     params:
         config=params_for("breed"),
-        # Read only by child SFT (off by default); not an input, so cheap breeds never wait on it.
-        base=base_dir(),
     script:
         "../workflow/scripts/breed.py"
+
+
+rule lamarck:
+    input:
+        unpack(lamarck_inputs),
+    output:
+        directory(layout.adapter_dir(R, "{seed}", "{bred}", "{agent}", "{arm}")),
+    log:
+        "logs/lamarck/{arm}seed{seed}-gen{bred}-{agent}.log",
+    benchmark:
+        "benchmarks/lamarck/{arm}seed{seed}-gen{bred}-{agent}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=6000,
+        gpu=lambda w: GPU if arm_config(w)["evolution"]["lamarck"]["step"] != "none" else 0,
+    params:
+        config=params_for("lamarck"),
+    script:
+        "../workflow/scripts/lamarck.py"

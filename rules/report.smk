@@ -2,11 +2,11 @@ rule evaluate:
     input:
         unpack(eval_inputs),
     output:
-        layout.eval_json(R, "{seed}", "{target}"),
+        layout.eval_json(R, "{seed}", "{target}", "{arm}"),
     log:
-        "logs/evaluate/seed{seed}-{target}.log",
+        "logs/evaluate/{arm}seed{seed}-{target}.log",
     benchmark:
-        "benchmarks/evaluate/seed{seed}-{target}.tsv"
+        "benchmarks/evaluate/{arm}seed{seed}-{target}.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -66,3 +66,27 @@ rule report:
         benchmarks="benchmarks",
     script:
         "../workflow/scripts/report.py"
+
+
+rule study:
+    input:
+        lambda w: layout.flatten({"files": study_files()})["files"],
+    output:
+        md=layout.study_table(R, "md"),
+        csv=layout.study_table(R, "csv"),
+    log:
+        "logs/study/study.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        files=study_files(),
+        arms=config["study"]["arms"],
+        baseline=config["study"]["baseline"],
+        generations=config["generations"],
+        bootstrap=config["evaluation"]["bootstrap"],
+        seed=SEEDS[0],
+    script:
+        "../workflow/scripts/study_table.py"

@@ -70,6 +70,12 @@ def _check(config: dict, source: str) -> None:
         )
     if sum(config["fitness"]["weights"].values()) <= 0:
         raise InputError(f"{source}: 'fitness.weights' sum to zero")
+    study = config["study"]
+    if study["arms"]:
+        if study["baseline"] not in study["arms"]:
+            raise InputError(f"{source}: 'study.baseline' {study['baseline']!r} is not one of 'study.arms'")
+        if config["generations"] < 1:
+            raise InputError(f"{source}: a study compares generations: 'generations' must be at least 1")
     if evo["blend"]["low"] > evo["blend"]["high"]:
         raise InputError(f"{source}: 'evolution.blend.low' is above 'evolution.blend.high'")
 
@@ -126,6 +132,36 @@ def evaluation_targets(config: dict) -> list[str]:
     )
 
 
+# What a study arm may change: the keys that act from generation 0's fitness on. Everything before
+# (base, personas, debate, evaluation) is the main run's, so every arm shares its generation 0.
+ARM_KEYS = ("fitness", "evolution")
+
+
+def study_arms(config: dict, source: str = "config") -> dict[str, dict]:
+    """The study's arms (`study.arms`: name -> {dotted key: value}) as validated configs.
+
+    An arm without overrides is the main run itself. Errors name the arm and key, before any job runs."""
+    arms = {}
+    for name, overrides in config["study"]["arms"].items():
+        where = f"{source}: study.arms.{name}"
+        arm = copy.deepcopy(config)
+        for key, value in overrides.items():
+            head = key.split(".")[0]
+            if head not in ARM_KEYS:
+                raise InputError(f"{where}: key {key!r} cannot vary between arms (only {', '.join(ARM_KEYS)}.*)")
+            node, parts = arm, key.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise InputError(f"{where}: unknown key {key!r}")
+                node = node[part]
+            if parts[-1] not in node:
+                raise InputError(f"{where}: unknown key {key!r}")
+            node[parts[-1]] = value
+        arms[name] = validate({k: v for k, v in arm.items() if k != "study"}, where)
+        arms[name]["study"] = config["study"]
+    return arms
+
+
 def gen0_systems(config: dict) -> dict[str, str]:
     """Generation 0's slots -> their persona's system prompt (prompt-vote runs them without adapters)."""
     return {slot: p["system"] for slot, p in gen0_members(config).items()}
@@ -144,7 +180,9 @@ STAGE_KEYS = {
     "debate": ["base", "debate", "tasks"],
     "fitness": ["base", "debate", "tasks", "fitness"],
     "select": ["population", "evolution"],
-    "breed": ["base", "evolution", "training", "personas"],
+    "debate_train": ["base", "debate", "tasks"],
+    "breed": ["evolution"],
+    "lamarck": ["base", "evolution", "training", "personas"],
     "evaluate": ["base", "debate", "tasks", "evaluation"],
     "report": ["seeds", "population", "generations", "personas", "fitness", "evaluation"],
 }

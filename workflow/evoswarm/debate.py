@@ -209,6 +209,7 @@ def run_debate(
                     "agent": ag.name,
                     "adapter_sha": ag.sha,
                     "prompt_sha": prompt_hash(msgs),
+                    "messages": msgs,  # the prompt as the agent saw it (debate distillation trains on it)
                     "raw": t["raw"],
                     "answer": t["answer"],
                     "confidence": t["confidence"],

@@ -18,15 +18,29 @@ from collections.abc import Callable, Sequence
 ValueFn = Callable[[tuple[str, ...]], float]
 
 
-def read_fitness_csv(path: str) -> dict[str, float]:
-    """agent -> fitness from a fitness.csv."""
+SKILL_PREFIX = "solo_acc_"  # fitness.csv's per-skill solo-accuracy columns: solo_acc_<skill>
+
+
+def _fitness_rows(path: str) -> list[dict]:
     from evoswarm.io import InputError
 
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not rows or "fitness" not in rows[0]:
         raise InputError(f"{path}: no fitness rows")
-    return {r["agent"]: float(r["fitness"]) for r in rows}
+    return rows
+
+
+def read_fitness_csv(path: str) -> dict[str, float]:
+    """agent -> fitness from a fitness.csv."""
+    return {r["agent"]: float(r["fitness"]) for r in _fitness_rows(path)}
+
+
+def read_skill_accuracy(path: str) -> dict[str, dict[str, float]]:
+    """skill -> agent -> solo accuracy on that skill's dev items (empty when the items name no skill)."""
+    rows = _fitness_rows(path)
+    skills = [c[len(SKILL_PREFIX) :] for c in rows[0] if c.startswith(SKILL_PREFIX)]
+    return {sk: {r["agent"]: float(r[SKILL_PREFIX + sk]) for r in rows} for sk in skills}
 
 
 def cached(value: ValueFn) -> ValueFn:

@@ -6,6 +6,12 @@ such as "{seed}") and for the stage scripts run by hand (called with values).
     <results>/seed<k>/gen<g>/...         one replicate: adapters, debate, fitness.csv, selection.json
     <results>/seed<k>/eval/<target>.json every other evaluation target, per replicate
     <results>/report/                    one report over all seeds
+    <results>/study/<arm>/seed<k>/...    a study arm's replicate from generation 1 on (its generation 0
+                                         and the evaluations that depend on it alone are the main run's)
+    <results>/study/table.md|csv         the study's comparison table
+
+`arm` is the prefix of a study arm's files ("" for the main run, `arm_prefix(name)` for an arm), so one
+rule pattern ("{arm}seed{seed}") serves both.
 """
 
 from __future__ import annotations
@@ -20,36 +26,58 @@ def base_dir(results: str) -> str:
     return f"{results}/base"
 
 
-def replicate_dir(results: str, seed) -> str:
-    return f"{results}/seed{seed}"
+STUDY = "study"
+ARM_PATTERN = rf"({STUDY}/[A-Za-z][A-Za-z0-9_-]*/)?"  # the `arm` wildcard: "" or an arm's prefix
 
 
-def adapter_dir(results: str, seed, gen, agent) -> str:
-    return f"{replicate_dir(results, seed)}/gen{gen}/adapters/{agent}"
+def arm_prefix(name: str) -> str:
+    return f"{STUDY}/{name}/"
 
 
-def debate_out(results: str, seed, gen, name: str) -> str:
+def replicate_dir(results: str, seed, arm: str = "") -> str:
+    return f"{results}/{arm}seed{seed}"
+
+
+def adapter_dir(results: str, seed, gen, agent, arm: str = "") -> str:
+    return f"{replicate_dir(results, seed, arm)}/gen{gen}/adapters/{agent}"
+
+
+def bred_dir(results: str, seed, gen, agent, arm: str = "") -> str:
+    """A child straight from crossover + mutation, before its Lamarckian step (adapter_dir is after)."""
+    return f"{replicate_dir(results, seed, arm)}/gen{gen}/bred/{agent}"
+
+
+# The debate on dev items (fitness) and the one on train items (debate distillation's data).
+DEBATE_SPLITS = {"dev": "debate", "train": "debate_train"}
+
+
+def debate_out(results: str, seed, gen, name: str, arm: str = "", split: str = "dev") -> str:
     """`name`: transcripts or votes."""
-    return f"{replicate_dir(results, seed)}/gen{gen}/debate/{name}.jsonl"
+    return f"{replicate_dir(results, seed, arm)}/gen{gen}/{DEBATE_SPLITS[split]}/{name}.jsonl"
 
 
-def fitness_csv(results: str, seed, gen) -> str:
-    return f"{replicate_dir(results, seed)}/gen{gen}/fitness.csv"
+def fitness_csv(results: str, seed, gen, arm: str = "") -> str:
+    return f"{replicate_dir(results, seed, arm)}/gen{gen}/fitness.csv"
 
 
-def selection_json(results: str, seed, gen) -> str:
-    return f"{replicate_dir(results, seed)}/gen{gen}/selection.json"
+def selection_json(results: str, seed, gen, arm: str = "") -> str:
+    return f"{replicate_dir(results, seed, arm)}/gen{gen}/selection.json"
 
 
 def shared_eval_json(results: str, target) -> str:
     return f"{results}/eval/{target}.json"
 
 
-def eval_json(results: str, seed, target: str) -> str:
+def eval_json(results: str, seed, target: str, arm: str = "") -> str:
     """The eval file a replicate reads for `target`: shared targets live outside the seed folders."""
     if target in SHARED_TARGETS:
         return shared_eval_json(results, target)
-    return f"{replicate_dir(results, seed)}/eval/{target}.json"
+    return f"{replicate_dir(results, seed, arm)}/eval/{target}.json"
+
+
+def study_table(results: str, ext: str) -> str:
+    """`ext`: md or csv."""
+    return f"{results}/{STUDY}/table.{ext}"
 
 
 def report_dir(results: str) -> str:

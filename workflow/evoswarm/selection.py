@@ -1,4 +1,5 @@
-"""Selection: elitism, then tournament or top-k parent choice, and blend weights.
+"""Selection: survival of elites (by fitness, or one per skill), then tournament or top-k parent
+choice, and blend weights. Each family is a registry chosen by name in the config.
 
 `select` is a pure function of the fitness table and the seed.
 """
@@ -34,6 +35,32 @@ def topk(fitness: dict[str, float], rng: random.Random, n: int, k: int) -> list[
 
 
 SELECTION: dict[str, Callable[..., list[str]]] = {"tournament": tournament, "topk": topk}
+
+
+def top(fitness: dict[str, float], skills: dict[str, dict[str, float]], n: int) -> list[str]:
+    """The n fittest."""
+    return ranked(fitness)[:n]
+
+
+def per_skill(fitness: dict[str, float], skills: dict[str, dict[str, float]], n: int) -> list[str]:
+    """Niching (MAP-Elites over the skill profile, as in CycleQD): one elite per skill first, each
+    skill's most accurate agent on its dev items not already kept (ties: fitter, then name); when
+    there are fewer slots than skills, the fittest of those champions; leftover slots by fitness.
+
+    Why: fitness rewards the agent that is good on average, so selection alone lets one profile take
+    over; keeping each skill's specialist keeps what the team's cooperation is built from."""
+    champions: list[str] = []
+    for sk in sorted(skills):
+        acc = skills[sk]
+        order = sorted(acc, key=lambda a: (-acc[a], -fitness[a], a))
+        best = next((a for a in order if a not in champions), None)
+        if best is not None:
+            champions.append(best)
+    kept = ranked({a: fitness[a] for a in champions})[:n]
+    return kept + [a for a in ranked(fitness) if a not in kept][: n - len(kept)]
+
+
+SURVIVAL: dict[str, Callable[..., list[str]]] = {"top": top, "per_skill": per_skill}
 
 
 def capped_simplex(weights: list[float], low: float, high: float) -> list[float]:
@@ -83,14 +110,23 @@ def blend_weights(parents: list[str], fitness: dict[str, float], rng: random.Ran
     return [round(w / total, 6) for w in raw]
 
 
-def select(fitness: dict[str, float], run_seed: int, gen: int, population: int, evo: dict) -> dict:
-    """The plan for generation gen+1: which agents survive as elites, and each child slot's parents,
-    weights, operator and mutation settings, with its own seed."""
+def select(
+    fitness: dict[str, float],
+    run_seed: int,
+    gen: int,
+    population: int,
+    evo: dict,
+    skills: dict[str, dict[str, float]] | None = None,
+) -> dict:
+    """The plan for generation gen+1: which agents survive as elites (`evolution.survival`), and each
+    child slot's parents, weights, operator and mutation settings, with its own seed.
+
+    `skills`: skill -> agent -> dev solo accuracy (fitness.csv's per-skill columns)."""
     order = ranked(fitness)
     next_gen = gen + 1
     slots = bred_slots(population)
-    plan = {"generation": gen, "ranking": order, "elites": {}, "children": {}}
-    for slot, agent in zip(slots[: evo["elites"]], order):
+    plan = {"generation": gen, "ranking": order, "survival": evo["survival"], "elites": {}, "children": {}}
+    for slot, agent in zip(slots[: evo["elites"]], SURVIVAL[evo["survival"]](fitness, skills or {}, evo["elites"])):
         plan["elites"][slot] = agent
     for slot in slots[evo["elites"] :]:
         seed = derive_seed(run_seed, next_gen, slot)

@@ -1,8 +1,9 @@
 """Stage breed: one slot of generation g+1 -- an elite copied with its lineage, or a child bred by
-crossover in weight-delta space and mutation (imports torch and safetensors only, unless child SFT is on).
+crossover in weight-delta space and mutation (model-free: imports torch and safetensors only). The
+child's Lamarckian step, if any, is the next stage (lamarck.py).
 
 By hand: python workflow/scripts/breed.py --config config.yaml --selection results/seed0/gen0/selection.json \
-             --parents-dir results/seed0/gen0/adapters --slot s01 --out results/seed0/gen1/adapters/s01
+             --parents-dir results/seed0/gen0/adapters --slot s01 --out results/seed0/gen1/bred/s01
 """
 
 import argparse
@@ -11,13 +12,13 @@ import shutil
 from pathlib import Path
 
 from evoswarm import stage
-from evoswarm.adapters import LINEAGE, factors_to_tensors, read_adapter, read_lineage, write_adapter, write_lineage
+from evoswarm.adapters import LINEAGE, factors_to_tensors, read_adapter, read_lineage, write_adapter
 from evoswarm.crossover import crossover_adapters
 from evoswarm.io import InputError, atomic_path
 from evoswarm.mutation import mutate
 
 
-def main(config: dict, selection: str, parents_dir: str, slot: str, out: str, base: str) -> None:
+def main(config: dict, selection: str, parents_dir: str, slot: str, out: str) -> None:
     plan = json.loads(Path(selection).read_text())
     gen = plan["generation"] + 1
     if slot in plan["elites"]:
@@ -43,13 +44,15 @@ def main(config: dict, selection: str, parents_dir: str, slot: str, out: str, ba
     parents = [read_adapter(p) for p in paths]
     config_c, factors = crossover_adapters(parents, child["weights"], child["operator"], child["rank"])
     mutated = mutate(factors, child["seed"], child["mutation"])
-    first = read_lineage(paths[0])  # the child speaks with its first (highest-ranked) parent's voice
+    lineages = [read_lineage(p) for p in paths]
+    first = lineages[0]  # the child speaks with its first (highest-ranked) parent's voice
     lineage = {
         "generation": gen,
         "slot": slot,
         "persona": first.get("persona"),
         "system": first.get("system", ""),
         "parents": child["parents"],
+        "parent_personas": [p.get("persona") for p in lineages],
         "parent_generation": plan["generation"],
         "operator": child["operator"],
         "params": {
@@ -61,33 +64,11 @@ def main(config: dict, selection: str, parents_dir: str, slot: str, out: str, ba
         "seed": child["seed"],
         "base": first["base"],
     }
-    if config["evolution"]["child_sft"]["enabled"]:
-        sha = child_sft(config, base, [read_lineage(p).get("persona") for p in paths], config_c, factors, lineage, out)
-    else:
-        sha = write_adapter(out, config_c, factors_to_tensors(factors), lineage)
+    sha = write_adapter(out, config_c, factors_to_tensors(factors), lineage)
     print(
         f"{slot}: {child['operator']}({', '.join(child['parents'])}) w={child['weights']} r={config_c['r']} "
         f"mutated {mutated} -> sha {sha[:12]}"
     )
-
-
-def child_sft(config, base, personas, config_c, factors, lineage, out) -> str:
-    """Optional short SFT of the bred child on its parents' persona data (off by default)."""
-    from evoswarm.training import train_lora
-
-    by_name = {p["name"]: p for p in config["personas"]}
-    data = sorted({by_name[p]["data"] for p in personas if p in by_name})
-    if not data:
-        raise InputError(f"evolution.child_sft: no persona data for the parents' personas {personas}")
-    tcfg = {**config["training"], "max_steps": config["evolution"]["child_sft"]["max_steps"]}
-    with atomic_path(out, is_dir=True) as tmp:
-        init = tmp / "init"
-        write_adapter(init, config_c, factors_to_tensors(factors), lineage)
-        stats = train_lora(
-            base, data, lineage["system"] or None, tcfg, config, lineage["seed"], tmp, init_adapter=str(init)
-        )
-        shutil.rmtree(init)
-        return write_lineage(tmp, {**lineage, "child_sft": {"data": data, **stats}})
 
 
 sm = stage.from_snakemake(globals())
@@ -100,7 +81,6 @@ if sm:
             parents_dir=str(Path(sm.input.adapters[0]).parent),
             slot=sm.wildcards.agent,
             out=sm.output[0],
-            base=sm.params.base,
         ),
         sm.log[0],
         sm.threads,
@@ -114,7 +94,6 @@ elif __name__ == "__main__":
     ap.add_argument("--parents-dir", required=True)
     ap.add_argument("--slot", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--base", default="results/base", help="used only by child SFT")
     a = ap.parse_args()
     stage.run(
         main,
@@ -124,6 +103,5 @@ elif __name__ == "__main__":
             parents_dir=a.parents_dir,
             slot=a.slot,
             out=a.out,
-            base=a.base,
         ),
     )

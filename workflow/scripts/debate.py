@@ -1,4 +1,6 @@
-"""Stage debate: the agents of one generation debate the task items; writes transcripts and votes.
+"""Stage debate (and debate_train): the agents of one generation debate the task items; writes
+transcripts and votes. `debate` runs the dev split (fitness); `debate_train` a seeded sample of the
+train split (the data of debate distillation, `evolution.lamarck.step: distill`).
 
 By hand (any task file, any adapters):
   python workflow/scripts/debate.py --config config.yaml --base results/base --tasks data/tasks/dev.jsonl \
@@ -6,18 +8,35 @@ By hand (any task file, any adapters):
 """
 
 import argparse
+import random
 from pathlib import Path
 
 from evoswarm import stage
 from evoswarm.backends import make_backend
+from evoswarm.config import derive_seed
 from evoswarm.debate import DebateSettings, judge_agent, run_debate
 from evoswarm.io import write_jsonl
 from evoswarm.population import load_agents, load_items
 
 
-def main(config: dict, base: str, adapters: list[str], tasks: str, transcripts: str, votes: str, gen: int = 0) -> None:
+def main(
+    config: dict,
+    base: str,
+    adapters: list[str],
+    tasks: str,
+    transcripts: str,
+    votes: str,
+    gen: int = 0,
+    sample: int | None = None,
+) -> None:
+    """`sample`: debate a seeded sample of this many items (the train split's debate) instead of the first
+    `debate.max_questions`."""
     dcfg = config["debate"]
-    items = load_items(tasks, dcfg["max_questions"])
+    if sample:
+        items = load_items(tasks)
+        items = random.Random(derive_seed(config["seed"], gen, "debate_train")).sample(items, min(sample, len(items)))
+    else:
+        items = load_items(tasks, dcfg["max_questions"])
     backend = make_backend(dcfg["backend"], base, config)
     agents = load_agents(backend, base, adapters)
     judge = judge_agent(dcfg)
@@ -53,6 +72,7 @@ if sm:
             transcripts=sm.output.transcripts,
             votes=sm.output.votes,
             gen=int(sm.wildcards.gen),
+            sample=sm.params.get("sample"),
         ),
         sm.log[0],
         sm.threads,

@@ -21,6 +21,7 @@ from evoswarm.config import derive_seed
 from evoswarm.debate import DebateSettings, final_turns, judge_agent, rejudge, revote, run_debate
 from evoswarm.fitness import (
     COOPERATION,
+    SKILL_PREFIX,
     answer_novelty,
     cached,
     combine,
@@ -46,6 +47,15 @@ COLUMNS = [
     "novelty_norm",
     "fitness",
 ]
+
+
+def solo_accuracy(rows: list[dict], agents: list[str]) -> dict[str, float]:
+    """Each agent's round-1 accuracy over `rows` (0 where it has none)."""
+    first = [r for r in rows if r["round"] == 1]
+    return {
+        a: sum(r["correct"] for r in first if r["agent"] == a) / max(1, sum(1 for r in first if r["agent"] == a))
+        for a in agents
+    }
 
 
 def rerun_value(backend, agents, items, s, judge):
@@ -76,10 +86,11 @@ def main(
 
         return make_backend(config["debate"]["backend"], base, config)
 
-    solo = {
-        a: sum(r["correct"] for r in rows if r["agent"] == a and r["round"] == 1)
-        / max(1, sum(1 for r in rows if r["agent"] == a and r["round"] == 1))
-        for a in agents
+    solo = solo_accuracy(rows, agents)
+    skill_of = {v["question_id"]: v.get("skill", "") for v in vote_rows}
+    skills = sorted({sk for sk in skill_of.values() if sk})
+    by_skill = {
+        sk: solo_accuracy([r for r in rows if skill_of.get(r["question_id"]) == sk], agents) for sk in skills
     }
     if fcfg["cooperation_mode"] == "rerun":
         loaded = {ag.name: ag for ag in load_agents(debate_backend(), base, adapters)}
@@ -117,7 +128,8 @@ def main(
     norm, fit = combine(parts, fcfg["weights"], fcfg["normalise"], floors)
     team = v(tuple(agents))
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    # One solo-accuracy column per skill (SKILL_PREFIX + skill): per_skill survival reads them.
+    w = csv.DictWriter(buf, fieldnames=COLUMNS + [SKILL_PREFIX + sk for sk in skills], lineterminator="\n")
     w.writeheader()
     for a, path in zip(agents, adapters):
         w.writerow(
@@ -134,6 +146,7 @@ def main(
                 "cooperation_norm": f"{norm['cooperation'][a]:.6f}",
                 "novelty_norm": f"{norm['novelty'][a]:.6f}",
                 "fitness": f"{fit[a]:.6f}",
+                **{SKILL_PREFIX + sk: f"{by_skill[sk][a]:.6f}" for sk in skills},
             }
         )
     write_text(out, buf.getvalue())

@@ -7,13 +7,20 @@ By hand: python workflow/scripts/select_parents.py --config config.yaml --fitnes
 import argparse
 
 from evoswarm import stage
-from evoswarm.fitness import read_fitness_csv
+from evoswarm.fitness import read_fitness_csv, read_skill_accuracy
 from evoswarm.io import write_json
 from evoswarm.selection import select
 
 
 def main(config: dict, fitness: str, out: str, gen: int) -> None:
-    plan = select(read_fitness_csv(fitness), config["seed"], gen, config["population"], config["evolution"])
+    plan = select(
+        read_fitness_csv(fitness),
+        config["seed"],
+        gen,
+        config["population"],
+        config["evolution"],
+        skills=read_skill_accuracy(fitness),
+    )
     write_json(out, plan)
     print(f"gen{gen} -> gen{gen + 1}: elites {plan['elites']}")
     for slot, c in plan["children"].items():
