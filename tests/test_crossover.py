@@ -121,14 +121,16 @@ def test_mutation_is_seeded_and_scaled():
     settings_ = {"noise_fraction": 0.5, "noise_scale": 0.1, "reinit_prob": 0.2, "reinit_k": 1}
     assert mutate(f1, 7, settings_) == mutate(f2, 7, settings_)
     assert all(torch.equal(f1[k][0], f2[k][0]) for k in f)
+    off = {**settings_, "reinit_prob": 0.0}
+    assert set(mutate({k: (a.clone(), b.clone()) for k, (a, b) in f.items()}, 7, off)) == {"noise"}
     g = torch.Generator().manual_seed(0)
     f3 = {k: (a.clone(), b.clone()) for k, (a, b) in f.items()}
-    picked = gaussian_noise(f3, g, 1.0, 0.1)
+    picked = gaussian_noise(f3, g, {"noise_fraction": 1.0, "noise_scale": 0.1})
     assert len(picked) == 20
     for k in f:
         change = rel(f3[k][0], f[k][0])
         assert 0.05 < change < 0.2  # noise at 10% of the tensor's RMS
     f4 = {k: (a.clone(), b.clone()) for k, (a, b) in f.items()}
-    partial_reinit(f4, torch.Generator().manual_seed(0), 1.0, 2)
+    partial_reinit(f4, torch.Generator().manual_seed(0), {"reinit_prob": 1.0, "reinit_k": 2})
     for k in f:
         assert (f4[k][1].abs().sum(0) == 0).sum() == 2  # two rank components dropped
