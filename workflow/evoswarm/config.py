@@ -72,6 +72,8 @@ def _check(config: dict, source: str) -> None:
         raise InputError(f"{source}: 'fitness.weights' sum to zero")
     if evo["blend"]["low"] > evo["blend"]["high"]:
         raise InputError(f"{source}: 'evolution.blend.low' is above 'evolution.blend.high'")
+    if evo["blend"]["scale_low"] > evo["blend"]["scale_high"]:
+        raise InputError(f"{source}: 'evolution.blend.scale_low' is above 'evolution.blend.scale_high'")
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> dict:
