@@ -63,6 +63,14 @@ def test_cross_key_checks():
         ),
         ({"blend": {"scale_high": 2.5}}, None, "evolution.blend.scale_high"),
         ({"blend": {"mode": "dare"}}, None, "evolution.blend.mode"),
+        ({"child_rank": "min"}, None, "evolution.child_rank"),
+        ({"child_rank": 0}, None, "evolution.child_rank"),
+        ({"crossover": "cat"}, None, "evolution.child_rank: cat keeps every component; use 'sum'"),
+        ({"crossover": "cat", "child_rank": 8}, None, "evolution.child_rank: cat keeps every component; use 'sum'"),
+        ({"crossover": "naive_ab", "child_rank": "sum"}, None, "evolution.child_rank: naive_ab keeps"),
+        ({"child_rank": 17}, None, "evolution.child_rank: 17 is above evolution.parents"),  # 2 parents × r 8
+        ({"child_rank": 25, "parents": 3}, None, "evolution.child_rank: 25 is above"),
+        ({"child_rank": 21}, 10, "evolution.child_rank: 21 is above"),  # a persona's r override counts
     ],
 )
 def test_evolution_checks_name_the_key(evolution, personas_r, message):
@@ -73,6 +81,20 @@ def test_evolution_checks_name_the_key(evolution, personas_r, message):
         c["personas"][0]["training"] = {"r": personas_r}
     with pytest.raises(InputError, match=re.escape(message)):
         validate(c)
+
+
+def test_evolution_choices_that_fit():
+    c = base_config()
+    c["training"]["r"] = 8
+    c["personas"][0]["training"] = {"r": 10}
+    for evolution in [
+        {"crossover": "cat", "child_rank": "sum"},
+        {"crossover": "naive_ab"},
+        {"crossover": "svd", "child_rank": 20},
+        {"crossover": "svd", "child_rank": "sum"},
+        {"blend": {"mode": "task_arithmetic", "scale_low": 0.9, "scale_high": 1.3}},
+    ]:
+        assert validate({**c, "evolution": evolution})["evolution"]["child_rank"] == evolution.get("child_rank", "max")
 
 
 @pytest.mark.parametrize(
