@@ -12,6 +12,11 @@ scaling folded in (the child's adapter_config has lora_alpha = r, so s = 1).
 
 The weights need not sum to 1: with selection's `task_arithmetic` blend, Σ w_k s_k B_k A_k is task
 arithmetic (Ilharco et al.), which `cat`, and `svd` at child_rank 'sum', give exactly.
+
+DARE and TIES are not here on purpose: TIES elects a sign per element of the dense delta and DARE drops
+elements of it, and neither fits the factored form B·A. Forming each dense delta and re-factoring it
+(an SVD of every d_out×d_in module: 36 layers × 7 modules at Qwen3-4B) would break the model-free,
+seconds-per-job breed stage.
 """
 
 from __future__ import annotations
