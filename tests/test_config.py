@@ -1,7 +1,9 @@
+import re
+
 import pytest
 import yaml
 from conftest import REPO, run_snakemake
-from evoswarm.config import derive_seed, evaluation_targets, load_config, members, stage_config, validate
+from evoswarm.config import SCHEMA_PATH, derive_seed, evaluation_targets, load_config, members, stage_config, validate
 from evoswarm.io import InputError
 from evoswarm.layout import SHARED_TARGETS
 
@@ -49,6 +51,69 @@ def test_cross_key_checks():
     c["fitness"]["weights"] = {"task": 0, "cooperation": 0, "novelty": 0}
     with pytest.raises(InputError, match="sum to zero"):
         validate(c)
+
+
+@pytest.mark.parametrize(
+    "evolution, personas_r, message",
+    [
+        (
+            {"blend": {"scale_low": 1.2, "scale_high": 0.8}},
+            None,
+            "'evolution.blend.scale_low' is above 'evolution.blend.scale_high'",
+        ),
+        ({"blend": {"scale_high": 2.5}}, None, "evolution.blend.scale_high"),
+        ({"blend": {"mode": "dare"}}, None, "evolution.blend.mode"),
+        ({"child_rank": "min"}, None, "evolution.child_rank"),
+        ({"child_rank": 0}, None, "evolution.child_rank"),
+        ({"crossover": "cat"}, None, "evolution.child_rank: cat keeps every component; use 'sum'"),
+        ({"crossover": "cat", "child_rank": 8}, None, "evolution.child_rank: cat keeps every component; use 'sum'"),
+        ({"crossover": "naive_ab", "child_rank": "sum"}, None, "evolution.child_rank: naive_ab keeps"),
+        ({"child_rank": 17}, None, "evolution.child_rank: 17 is above evolution.parents"),  # 2 parents × r 8
+        ({"child_rank": 25, "parents": 3}, None, "evolution.child_rank: 25 is above"),
+        ({"child_rank": 21}, 10, "evolution.child_rank: 21 is above"),  # a persona's r override counts
+    ],
+)
+def test_evolution_checks_name_the_key(evolution, personas_r, message):
+    c = base_config()
+    c["evolution"] = evolution
+    c["training"]["r"] = 8
+    if personas_r:
+        c["personas"][0]["training"] = {"r": personas_r}
+    with pytest.raises(InputError, match=re.escape(message)):
+        validate(c)
+
+
+def test_evolution_choices_that_fit():
+    c = base_config()
+    c["training"]["r"] = 8
+    c["personas"][0]["training"] = {"r": 10}
+    for evolution in [
+        {"crossover": "cat", "child_rank": "sum"},
+        {"crossover": "naive_ab"},
+        {"crossover": "svd", "child_rank": 20},
+        {"crossover": "svd", "child_rank": "sum"},
+        {"blend": {"mode": "task_arithmetic", "scale_low": 0.9, "scale_high": 1.3}},
+    ]:
+        assert validate({**c, "evolution": evolution})["evolution"]["child_rank"] == evolution.get("child_rank", "max")
+
+
+@pytest.mark.parametrize(
+    "path, registry",
+    [
+        ("blend.properties.mode", "evoswarm.selection:BLEND"),
+        ("selection", "evoswarm.selection:SELECTION"),
+        ("crossover", "evoswarm.crossover:CROSSOVER"),
+    ],
+)
+def test_schema_choices_are_the_registries(path, registry):
+    """A new operator is one function and one registry line; the schema must list exactly those names."""
+    import importlib
+
+    choices = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["evolution"]["properties"]
+    for key in path.split("."):
+        choices = choices[key]
+    module, name = registry.split(":")
+    assert sorted(choices["enum"]) == sorted(getattr(importlib.import_module(module), name))
 
 
 def test_each_stage_gets_its_replicate_seed():

@@ -1,11 +1,12 @@
 """Crossover in weight-delta space against explicit deltas and against PEFT's own svd combination."""
 
 import math
+import random
 
 import pytest
 import torch
 from evoswarm.adapters import read_adapter
-from evoswarm.crossover import crossover_adapters, crossover_cat, crossover_naive_ab, crossover_svd
+from evoswarm.crossover import child_rank, crossover_adapters, crossover_cat, crossover_naive_ab, crossover_svd
 from evoswarm.io import InputError
 from evoswarm.mutation import gaussian_noise, mutate, partial_reinit
 from hypothesis import given, settings
@@ -53,6 +54,53 @@ def test_svd_at_rank_sum_is_exact_and_cat_is_exact():
     assert rel(b @ a, delta) < 1e-10
     a, b = crossover_cat([p1, p2], [0.3, 0.7], [2.0, 0.5], 6)
     assert a.shape[0] == 6 and rel(b @ a, delta) < 1e-12
+
+
+MODULE = "base_model.model.model.layers.0.self_attn.q_proj"
+
+
+def adapter(r, alpha, seed):
+    """(adapter_config, tensors) of one module, as read_adapter returns them."""
+    a, b = factors(r, seed=seed)
+    return {"r": r, "lora_alpha": alpha}, {f"{MODULE}.lora_A.weight": a, f"{MODULE}.lora_B.weight": b}
+
+
+def test_task_arithmetic_is_the_weighted_sum_of_deltas():
+    """Weights that do not sum to 1 (the task_arithmetic blend): cat, and svd at child_rank 'sum', give
+    Σ w_k s_k B_k A_k exactly; svd at 'max' gives its best rank-max approximation."""
+    from evoswarm.selection import blend_weights
+
+    blend = {"mode": "task_arithmetic", "scale_low": 0.5, "scale_high": 1.0}
+    drawn = blend_weights(["x", "y"], {"x": 0.5, "y": 0.5}, random.Random(0), blend)
+    parents = [adapter(4, 8, seed=1), adapter(2, 8, seed=2)]  # s = 2 and 4
+    for w in [(0.8, 0.9), drawn]:
+        assert sum(w) != pytest.approx(1)
+        delta = sum(
+            wk * cfg["lora_alpha"] / cfg["r"] * t[f"{MODULE}.lora_B.weight"] @ t[f"{MODULE}.lora_A.weight"]
+            for wk, (cfg, t) in zip(w, parents)
+        )
+        config, child = crossover_adapters(parents, list(w), "cat", "sum")
+        a, b = child[MODULE]
+        assert config["r"] == 6 and rel(b @ a, delta) < 1e-10
+        config, child = crossover_adapters(parents, list(w), "svd", "sum")
+        a, b = child[MODULE]
+        assert config["r"] == 6 and a.shape == (6, 24) and rel(b @ a, delta) < 1e-10
+        config, child = crossover_adapters(parents, list(w), "svd", "max")
+        a, b = child[MODULE]
+        assert config["r"] == 4 and rel(b @ a, truncated(delta, 4)) < 1e-10
+
+
+def test_child_rank_choices():
+    assert child_rank("svd", [4, 2], "max") == 4
+    assert child_rank("svd", [4, 2], "sum") == 6
+    assert child_rank("svd", [4, 2], 5) == 5
+    assert child_rank("cat", [4, 2], "sum") == 6
+    assert child_rank("naive_ab", [4, 4], "max") == 4
+    for op, rank in [("svd", 7), ("cat", "max"), ("cat", 6), ("naive_ab", "sum")]:
+        with pytest.raises(InputError, match=r"evolution\.child_rank"):
+            child_rank(op, [4, 2], rank)
+    with pytest.raises(InputError, match=r"evolution\.child_rank: 7 is above"):
+        crossover_adapters([adapter(4, 8, seed=1), adapter(2, 8, seed=2)], [0.5, 0.5], "svd", 7)
 
 
 def test_naive_ab_is_not_the_blended_delta():
@@ -121,14 +169,16 @@ def test_mutation_is_seeded_and_scaled():
     settings_ = {"noise_fraction": 0.5, "noise_scale": 0.1, "reinit_prob": 0.2, "reinit_k": 1}
     assert mutate(f1, 7, settings_) == mutate(f2, 7, settings_)
     assert all(torch.equal(f1[k][0], f2[k][0]) for k in f)
+    off = {**settings_, "reinit_prob": 0.0}
+    assert set(mutate({k: (a.clone(), b.clone()) for k, (a, b) in f.items()}, 7, off)) == {"noise"}
     g = torch.Generator().manual_seed(0)
     f3 = {k: (a.clone(), b.clone()) for k, (a, b) in f.items()}
-    picked = gaussian_noise(f3, g, 1.0, 0.1)
+    picked = gaussian_noise(f3, g, {"noise_fraction": 1.0, "noise_scale": 0.1})
     assert len(picked) == 20
     for k in f:
         change = rel(f3[k][0], f[k][0])
         assert 0.05 < change < 0.2  # noise at 10% of the tensor's RMS
     f4 = {k: (a.clone(), b.clone()) for k, (a, b) in f.items()}
-    partial_reinit(f4, torch.Generator().manual_seed(0), 1.0, 2)
+    partial_reinit(f4, torch.Generator().manual_seed(0), {"reinit_prob": 1.0, "reinit_k": 2})
     for k in f:
         assert (f4[k][1].abs().sum(0) == 0).sum() == 2  # two rank components dropped

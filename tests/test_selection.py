@@ -71,3 +71,16 @@ def test_fitness_weights_sum_to_one_within_bounds_better_gets_more(fit, temperat
     for i, j in itertools.permutations(range(n), 2):
         if fit[i] > fit[j]:
             assert w[i] >= w[j] - 1e-12
+
+
+def test_task_arithmetic_weights_are_seeded_within_bounds_not_normalised():
+    """Same bounds as a convex blend's, but each weight drawn on its own: the sum is not 1."""
+    blend = evo(blend={"mode": "task_arithmetic", "scale_low": 0.3, "scale_high": 1.7})["blend"]
+    draws = [blend_weights(["critic", "ideator"], FIT, random.Random(seed), blend) for seed in range(50)]
+    assert draws[0] == blend_weights(["critic", "ideator"], FIT, random.Random(0), blend)
+    assert all(0.3 <= w <= 1.7 for ws in draws for w in ws)
+    assert all(w == round(w, 6) for ws in draws for w in ws)
+    assert not any(sum(ws) == pytest.approx(1) for ws in draws)
+    assert len({tuple(ws) for ws in draws}) == 50
+    plan = select(FIT, 0, 0, 4, evo(blend={"mode": "task_arithmetic"}))
+    assert all(0.5 <= w <= 1.0 for c in plan["children"].values() for w in c["weights"])

@@ -78,6 +78,22 @@ def _check(config: dict, source: str) -> None:
             raise InputError(f"{source}: a study compares generations: 'generations' must be at least 1")
     if evo["blend"]["low"] > evo["blend"]["high"]:
         raise InputError(f"{source}: 'evolution.blend.low' is above 'evolution.blend.high'")
+    if evo["blend"]["scale_low"] > evo["blend"]["scale_high"]:
+        raise InputError(f"{source}: 'evolution.blend.scale_low' is above 'evolution.blend.scale_high'")
+    # crossover.child_rank checks the same at breed time, from the parents' actual ranks.
+    rank, op = evo["child_rank"], evo["crossover"]
+    if op == "cat" and rank != "sum":
+        raise InputError(f"{source}: evolution.child_rank: cat keeps every component; use 'sum' (got {rank!r})")
+    if op == "naive_ab" and rank != "max":
+        raise InputError(
+            f"{source}: evolution.child_rank: naive_ab keeps its parents' one rank; use 'max' (got {rank!r})"
+        )
+    largest = max(persona_training(config, p)["r"] for p in config["personas"])
+    if op == "svd" and isinstance(rank, int) and rank > evo["parents"] * largest:
+        raise InputError(
+            f"{source}: evolution.child_rank: {rank} is above evolution.parents × the largest persona rank "
+            f"({evo['parents']} × {largest}): svd has no more components to keep"
+        )
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> dict:

@@ -4,6 +4,7 @@ seeds from (run seed, generation, slot): never from the clock."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -14,11 +15,12 @@ def _rms(t: torch.Tensor) -> float:
     return t.double().pow(2).mean().sqrt().item()
 
 
-def gaussian_noise(factors: dict[str, Factors], gen: torch.Generator, fraction: float, scale: float) -> list[str]:
-    """On a random `fraction` of modules, add N(0, (scale·RMS)²) noise to A and to B, each at its own RMS.
-
-    Returns the mutated module names.
-    """
+def gaussian_noise(factors: dict[str, Factors], gen: torch.Generator, settings: dict) -> list[str] | None:
+    """On a random `noise_fraction` of modules, add N(0, (noise_scale·RMS)²) noise to A and to B, each at
+    its own RMS. Returns the mutated module names, or None when off (either key is 0)."""
+    fraction, scale = settings["noise_fraction"], settings["noise_scale"]
+    if fraction <= 0 or scale <= 0:
+        return None
     names = sorted(factors)
     picked = [n for n, u in zip(names, torch.rand(len(names), generator=gen).tolist()) if u < fraction]
     for n in picked:
@@ -29,10 +31,14 @@ def gaussian_noise(factors: dict[str, Factors], gen: torch.Generator, fraction: 
     return picked
 
 
-def partial_reinit(factors: dict[str, Factors], gen: torch.Generator, prob: float, k: int) -> list[str]:
-    """On each module with probability `prob`, drop k of its r rank components: those rows of A get a
-    fresh Kaiming-uniform init (as PEFT initialises A) and those columns of B are zeroed, so the
-    components no longer contribute until trained again. Returns the mutated module names."""
+def partial_reinit(factors: dict[str, Factors], gen: torch.Generator, settings: dict) -> list[str] | None:
+    """On each module with probability `reinit_prob`, drop `reinit_k` of its r rank components: those rows
+    of A get a fresh Kaiming-uniform init (as PEFT initialises A) and those columns of B are zeroed, so the
+    components no longer contribute until trained again. Returns the mutated module names, or None when
+    off (either key is 0)."""
+    prob, k = settings["reinit_prob"], settings["reinit_k"]
+    if prob <= 0 or k <= 0:
+        return None
     picked = []
     for n in sorted(factors):
         if torch.rand(1, generator=gen).item() >= prob:
@@ -49,12 +55,15 @@ def partial_reinit(factors: dict[str, Factors], gen: torch.Generator, prob: floa
     return picked
 
 
+# Applied in this order from one generator: reordering changes every bred child.
+MUTATION: dict[str, Callable[[dict[str, Factors], torch.Generator, dict], list[str] | None]] = {
+    "noise": gaussian_noise,
+    "reinit": partial_reinit,
+}
+
+
 def mutate(factors: dict[str, Factors], seed: int, settings: dict) -> dict:
-    """Apply every mutation operator with the config's settings; returns what was done (for lineage)."""
+    """Apply every mutation operator that its settings turn on; returns what was done (for lineage)."""
     gen = torch.Generator().manual_seed(seed)
-    done = {}
-    if settings["noise_fraction"] > 0 and settings["noise_scale"] > 0:
-        done["noise"] = gaussian_noise(factors, gen, settings["noise_fraction"], settings["noise_scale"])
-    if settings["reinit_prob"] > 0 and settings["reinit_k"] > 0:
-        done["reinit"] = partial_reinit(factors, gen, settings["reinit_prob"], settings["reinit_k"])
-    return {k: len(v) for k, v in done.items()}
+    done = {name: op(factors, gen, settings) for name, op in MUTATION.items()}
+    return {name: len(picked) for name, picked in done.items() if picked is not None}

@@ -1,5 +1,6 @@
-"""Selection: survival of elites (by fitness, or one per skill), then tournament or top-k parent
-choice, and blend weights. Each family is a registry chosen by name in the config.
+"""Selection: survival of elites (SURVIVAL: by fitness, or one per skill), then parent choice
+(SELECTION: tournament or top-k), and blend weights (BLEND). Each family is a registry chosen by name
+in the config.
 
 `select` is a pure function of the fitness table and the seed.
 """
@@ -89,25 +90,55 @@ def fitness_weights(fitness: list[float], temperature: float, low: float, high: 
     return capped_simplex(softmax([f / temperature for f in fitness]), low, high)
 
 
-def blend_weights(parents: list[str], fitness: dict[str, float], rng: random.Random, blend: dict) -> list[float]:
-    """Weights summing to 1: fixed (first parent gets `value`), uniform in [low, high], or
-    fitness-proportional (`fitness_weights`, with `temperature`, within [low, high])."""
-    n = len(parents)
-    if n == 1:
-        return [1.0]
-    if blend["mode"] == "fixed":
-        raw = [blend["value"]] + [(1 - blend["value"]) / (n - 1)] * (n - 1)
-    elif blend["mode"] == "uniform":
-        first = rng.uniform(blend["low"], blend["high"])
-        raw = (
-            [first] + [(1 - first) / (n - 1)] * (n - 1)
-            if n == 2
-            else [rng.uniform(blend["low"], blend["high"]) for _ in parents]
-        )
-    else:
-        raw = fitness_weights([fitness[p] for p in parents], blend["temperature"], blend["low"], blend["high"])
+def _normalised(raw: list[float]) -> list[float]:
     total = sum(raw)
-    return [round(w / total, 6) for w in raw]
+    return [w / total for w in raw]
+
+
+def fixed_weights(fitness: list[float], rng: random.Random, blend: dict) -> list[float]:
+    """The first parent gets `value`, the others share the rest equally."""
+    n = len(fitness)
+    return _normalised([blend["value"]] + [(1 - blend["value"]) / (n - 1)] * (n - 1))
+
+
+def uniform_weights(fitness: list[float], rng: random.Random, blend: dict) -> list[float]:
+    """Two parents: the first's share uniform in [low, high]; more: each uniform in [low, high], then
+    normalised to sum 1. More than two discard the first draw, so earlier runs' plans reproduce."""
+    n = len(fitness)
+    first = rng.uniform(blend["low"], blend["high"])
+    if n == 2:
+        return _normalised([first, 1 - first])
+    return _normalised([rng.uniform(blend["low"], blend["high"]) for _ in range(n)])
+
+
+def fitness_mode_weights(fitness: list[float], rng: random.Random, blend: dict) -> list[float]:
+    """`fitness_weights` with the config's temperature and bounds."""
+    return _normalised(fitness_weights(fitness, blend["temperature"], blend["low"], blend["high"]))
+
+
+def task_arithmetic_weights(fitness: list[float], rng: random.Random, blend: dict) -> list[float]:
+    """Task arithmetic (Ilharco et al., 2023): child delta = Σ w_k delta_k, each w_k uniform in
+    [scale_low, scale_high] and NOT normalised: the child may keep each parent's delta at near full
+    strength, where a convex blend of two parents halves them."""
+    return [rng.uniform(blend["scale_low"], blend["scale_high"]) for _ in fitness]
+
+
+# mode -> weights of the parents (given their fitness, in parent order). The schema's blend.mode lists
+# exactly these names.
+BLEND: dict[str, Callable[[list[float], random.Random, dict], list[float]]] = {
+    "fixed": fixed_weights,
+    "uniform": uniform_weights,
+    "fitness": fitness_mode_weights,
+    "task_arithmetic": task_arithmetic_weights,
+}
+
+
+def blend_weights(parents: list[str], fitness: dict[str, float], rng: random.Random, blend: dict) -> list[float]:
+    """The parents' blend weights by `blend.mode` (see BLEND), rounded to 6 decimals so the plan's JSON
+    reads well. One parent has nothing to blend: its weight is 1 in every mode."""
+    if len(parents) == 1:
+        return [1.0]
+    return [round(w, 6) for w in BLEND[blend["mode"]]([fitness[p] for p in parents], rng, blend)]
 
 
 def select(
