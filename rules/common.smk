@@ -28,7 +28,10 @@ def _strip(c):
 # Study arms (`study.arms`): name -> file prefix, and prefix -> validated config. An arm that changes
 # nothing is the main run itself (prefix ""); every arm shares the main run's generation 0.
 _arm_cfgs = study_arms(config)
-ARMS = {n: ("" if _strip(c) == _strip(config) else layout.arm_prefix(n)) for n, c in _arm_cfgs.items()}
+ARMS = {
+    n: ("" if _strip(c) == _strip(config) else layout.arm_prefix(n))
+    for n, c in _arm_cfgs.items()
+}
 ARM_CONFIGS = {"": config, **{ARMS[n]: c for n, c in _arm_cfgs.items()}}
 GEN0 = gen0_members(config)
 # Rules that run the model ask for a GPU when the config puts the model on one.
@@ -62,7 +65,11 @@ def owner(arm, gen, stage):
         return arm
     main, mine = config, ARM_CONFIGS[arm]
     if stage == "fitness":
-        return "" if stage_config(main, "fitness") == stage_config(mine, "fitness") else arm
+        return (
+            ""
+            if stage_config(main, "fitness") == stage_config(mine, "fitness")
+            else arm
+        )
     if stage == "debate_train":
         key = lambda c: c["evolution"]["lamarck"]["train_items"]
         return "" if key(main) == key(mine) else arm
@@ -71,7 +78,10 @@ def owner(arm, gen, stage):
 
 def adapters_of(seed, gen, arm=""):
     gen = int(gen)
-    return [layout.adapter_dir(R, seed, gen, a, owner(arm, gen, "adapters")) for a in members(config, gen)]
+    return [
+        layout.adapter_dir(R, seed, gen, a, owner(arm, gen, "adapters"))
+        for a in members(config, gen)
+    ]
 
 
 def gen_adapters(wildcards):
@@ -90,7 +100,10 @@ def debate_of(seed, gen, arm, split="dev"):
     """{transcripts, votes} of generation `gen`'s debate on `split` (dev: fitness; train: distillation)."""
     stage = "debate" if split == "dev" else "debate_train"
     where = owner(arm, int(gen), stage)
-    return {n: layout.debate_out(R, seed, gen, n, where, split) for n in ("transcripts", "votes")}
+    return {
+        n: layout.debate_out(R, seed, gen, n, where, split)
+        for n in ("transcripts", "votes")
+    }
 
 
 def fitness_inputs(wildcards):
@@ -105,7 +118,9 @@ def fitness_inputs(wildcards):
 
 def select_input(wildcards):
     gen = int(wildcards.gen)
-    return layout.fitness_csv(R, wildcards.seed, gen, owner(wildcards.arm, gen, "fitness"))
+    return layout.fitness_csv(
+        R, wildcards.seed, gen, owner(wildcards.arm, gen, "fitness")
+    )
 
 
 def breed_inputs(wildcards):
@@ -120,7 +135,10 @@ def breed_inputs(wildcards):
 def lamarck_inputs(wildcards):
     """The bred child, the base, and for distillation its parents' generation's train-split debate."""
     seed, gen, arm = wildcards.seed, int(wildcards.bred), wildcards.arm
-    inputs = {"bred": layout.bred_dir(R, seed, gen, wildcards.agent, arm), "base": base_dir()}
+    inputs = {
+        "bred": layout.bred_dir(R, seed, gen, wildcards.agent, arm),
+        "base": base_dir(),
+    }
     if ARM_CONFIGS[arm]["evolution"]["lamarck"]["step"] == "distill":
         inputs.update(debate_of(seed, gen - 1, arm, split="train"))
     return inputs
@@ -133,7 +151,9 @@ def params_for(stage):
 
     def stage_params(wildcards):
         seed = wildcards.get("seed")
-        return stage_config(arm_config(wildcards), stage, SEEDS[0] if seed is None else int(seed))
+        return stage_config(
+            arm_config(wildcards), stage, SEEDS[0] if seed is None else int(seed)
+        )
 
     return stage_params
 
@@ -177,7 +197,12 @@ def report_inputs(wildcards=None):
 
 
 # The study (`study.arms`): each arm's first and last generation on the test split, and its dev debate.
-STUDY_TARGETS = ("gen0-best", f"gen{config['generations']}-best", "team-gen0", f"team-gen{config['generations']}")
+STUDY_TARGETS = (
+    "gen0-best",
+    f"gen{config['generations']}-best",
+    "team-gen0",
+    f"team-gen{config['generations']}",
+)
 
 
 def study_files():
@@ -192,7 +217,9 @@ def study_files():
                 g = int(t[3:-5]) if t.endswith("-best") else int(t[8:])
                 where = owner(arm, g, "fitness" if t.endswith("-best") else "adapters")
                 evals[t] = layout.eval_json(R, s, t, where)
-            evals["votes"] = layout.debate_out(R, s, G, "votes", owner(arm, G, "debate"))
+            evals["votes"] = layout.debate_out(
+                R, s, G, "votes", owner(arm, G, "debate")
+            )
             evals["fitness"] = layout.fitness_csv(R, s, G, owner(arm, G, "fitness"))
             out[name][s] = evals
     return out

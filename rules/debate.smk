@@ -29,7 +29,9 @@ rule debate_train:
         adapters=gen_adapters,
         tasks=config["tasks"]["train"],
     output:
-        transcripts=layout.debate_out(R, "{seed}", "{gen}", "transcripts", "{arm}", "train"),
+        transcripts=layout.debate_out(
+            R, "{seed}", "{gen}", "transcripts", "{arm}", "train"
+        ),
         votes=layout.debate_out(R, "{seed}", "{gen}", "votes", "{arm}", "train"),
     log:
         "logs/debate_train/{arm}seed{seed}-gen{gen}.log",

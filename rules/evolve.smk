@@ -73,7 +73,9 @@ rule lamarck:
     threads: 2
     resources:
         mem_mb=6000,
-        gpu=lambda w: GPU if arm_config(w)["evolution"]["lamarck"]["step"] != "none" else 0,
+        gpu=lambda w: (
+            GPU if arm_config(w)["evolution"]["lamarck"]["step"] != "none" else 0
+        ),
     params:
         config=params_for("lamarck"),
     script:

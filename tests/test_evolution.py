@@ -74,8 +74,11 @@ def test_persona_sft_reads_the_parents_persona_files():
     assert len(chats) == n
     with pytest.raises(InputError, match="evolution.lamarck"):
         persona_sft({"parent_personas": ["nobody"]}, {"personas": cfg["personas"]})
-    assert set(LAMARCK) == set(yaml.safe_load((REPO / "workflow/evoswarm/schemas/config.schema.yaml").read_text())[
-        "properties"]["evolution"]["properties"]["lamarck"]["properties"]["step"]["enum"])
+    assert set(LAMARCK) == set(
+        yaml.safe_load((REPO / "workflow/evoswarm/schemas/config.schema.yaml").read_text())["properties"]["evolution"][
+            "properties"
+        ]["lamarck"]["properties"]["step"]["enum"]
+    )
 
 
 def study_config(arms):
@@ -124,16 +127,19 @@ def test_study_dag_shares_generation_0_and_debates_only_train_items_for_distilla
         )
     )
     out = run_snakemake(tmp_path / "w", "-n", "--quiet", "rules", config=cfg).stdout
-    counts = {ln.split()[0]: int(ln.split()[1]) for ln in out.splitlines() if len(ln.split()) == 2 and ln.split()[1].isdigit()}
+    counts = {
+        ln.split()[0]: int(ln.split()[1]) for ln in out.splitlines() if len(ln.split()) == 2 and ln.split()[1].isdigit()
+    }
     g, p = 2, 3
     assert counts["train_persona"] == 2 * p  # once per seed, for all arms
     assert counts["debate"] == 2 * (1 + 3 * g)  # generation 0 shared, then one per arm and generation
     assert counts["fitness"] == 2 * (1 + 1 + 3 * g)  # coop0 scores generation 0 its own way
     assert counts["debate_train"] == 2 * g  # only the distill arm, on generations 0 .. G-1
     assert counts["study"] == 1 and "report" not in counts
-    detail = run_snakemake(tmp_path / "w", "-n", "--rerun-triggers", "mtime", config=cfg).stdout
-    for block in detail.split("\n\n"):
-        if "rule debate_train:" in block:
-            inputs = next(ln for ln in block.splitlines() if ln.strip().startswith("input:"))
-            assert "data/tasks/train.jsonl" in inputs
-            assert "dev.jsonl" not in inputs and "test.jsonl" not in inputs
+    detail = run_snakemake(tmp_path / "w", "-n", config=cfg).stdout
+    jobs = detail.split("rule debate_train:")[1:]
+    assert len(jobs) == 2 * g
+    for job in jobs:
+        inputs = next(ln for ln in job.splitlines() if ln.strip().startswith("input:"))
+        assert "data/tasks/train.jsonl" in inputs
+        assert "dev.jsonl" not in inputs and "test.jsonl" not in inputs

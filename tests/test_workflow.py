@@ -143,3 +143,46 @@ def test_hard_kill_mid_generation_resumes_to_the_same_results(smoke_run, tmp_pat
     for g in range(3):
         assert fitness_table(work, g) == fitness_table(smoke_run, g)
     assert adapter_hashes(work) == adapter_hashes(smoke_run)
+
+
+def test_a_study_runs_end_to_end_on_the_main_runs_generation_0(smoke_run, tmp_path):
+    """A two-arm study in the finished smoke run: the default arm is the main run itself, the distill arm
+    reuses its generation 0, debates train items only, distils them into its children, and the table has
+    both arms."""
+    import yaml
+
+    arms = {
+        "default": {},
+        "distill": {
+            "evolution.lamarck.step": "distill",
+            "evolution.lamarck.max_steps": 2,
+            "evolution.lamarck.train_items": 12,
+        },
+    }
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(
+        SMOKE.read_text() + yaml.safe_dump({"generations": 1, "study": {"baseline": "default", "arms": arms}})
+    )
+    r = run_snakemake(smoke_run, "--cores", "2", config=cfg)
+    ran = {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", r.stdout + r.stderr, re.M)}
+    assert not ran & {"build_base", "train_persona"}  # generation 0 is the main run's
+    assert "debate_train" in ran and "lamarck" in ran and "study" in ran
+    table = (smoke_run / R / "study/table.md").read_text()
+    assert "| default |" in table and "| distill |" in table
+    train = {json.loads(x)["question"] for x in open(smoke_run / "data/tasks/train.jsonl", encoding="utf-8")}
+    held_out = {
+        json.loads(x)["question"]
+        for split in ("dev", "test")
+        for x in open(smoke_run / f"data/tasks/{split}.jsonl", encoding="utf-8")
+    }
+    children = [
+        d
+        for d in (smoke_run / R / "study/distill/seed0/gen1/adapters").iterdir()
+        if json.loads((d / "lineage.json").read_text())["operator"] != "elite"
+    ]
+    assert children
+    distilled = [json.loads(x) for d in children if (d / "lamarck.jsonl").exists() for x in open(d / "lamarck.jsonl")]
+    assert distilled, "the team got no sampled train item right: nothing was distilled"
+    for chat in distilled:
+        question = next(m["content"] for m in chat["messages"] if m["role"] == "user").split("\n")[0][len("Q: ") :]
+        assert question in train and question not in held_out

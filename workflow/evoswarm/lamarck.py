@@ -26,7 +26,9 @@ def persona_sft(lineage: dict, ctx: dict) -> list[dict]:
     by_name = {p["name"]: p for p in ctx["personas"]}
     files = sorted({by_name[p]["data"] for p in lineage.get("parent_personas", []) if p in by_name})
     if not files:
-        raise InputError(f"evolution.lamarck: no persona data for the parents' personas {lineage.get('parent_personas')}")
+        raise InputError(
+            f"evolution.lamarck: no persona data for the parents' personas {lineage.get('parent_personas')}"
+        )
     return [c for f in files for c in load_chats(f)]
 
 
@@ -44,8 +46,14 @@ def distill_chats(transcripts: list[dict], votes: list[dict], agents: list[str])
         v = right.get(r["question_id"])
         if v is None or r["agent"] not in agents:
             continue
-        answer = {"answer": v["team_answer"], "confidence": DISTILL_CONFIDENCE, "summary": summary.get(r["question_id"], "")}
-        chats.append({"messages": r["messages"] + [{"role": "assistant", "content": json.dumps(answer, ensure_ascii=False)}]})
+        answer = {
+            "answer": v["team_answer"],
+            "confidence": DISTILL_CONFIDENCE,
+            "summary": summary.get(r["question_id"], ""),
+        }
+        chats.append(
+            {"messages": r["messages"] + [{"role": "assistant", "content": json.dumps(answer, ensure_ascii=False)}]}
+        )
     return chats
 
 

@@ -64,8 +64,12 @@ def study_rows(files: dict, arms: dict, baseline: str, generations: int, iters: 
                 f"team_gen{G}": _acc(accuracy(sc[teamG], iters, seed)),
                 "team_gain": _ci(d_team),
                 "goal_met": "yes" if d_best.lo > 0 and d_team.lo > 0 else "no",
-                "best_vs_baseline": "" if arm == baseline else _ci(paired_difference(sc[bestG], base[bestG], iters, seed)),
-                "team_vs_baseline": "" if arm == baseline else _ci(paired_difference(sc[teamG], base[teamG], iters, seed)),
+                "best_vs_baseline": ""
+                if arm == baseline
+                else _ci(paired_difference(sc[bestG], base[bestG], iters, seed)),
+                "team_vs_baseline": ""
+                if arm == baseline
+                else _ci(paired_difference(sc[teamG], base[teamG], iters, seed)),
                 f"dev_team_gen{G}": f"{dev_team:.3f}",
                 f"dev_best_gen{G}": f"{dev_best:.3f}",
                 "seeds": d_best.n_seeds,

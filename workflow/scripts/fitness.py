@@ -89,9 +89,7 @@ def main(
     solo = solo_accuracy(rows, agents)
     skill_of = {v["question_id"]: v.get("skill", "") for v in vote_rows}
     skills = sorted({sk for sk in skill_of.values() if sk})
-    by_skill = {
-        sk: solo_accuracy([r for r in rows if skill_of.get(r["question_id"]) == sk], agents) for sk in skills
-    }
+    by_skill = {sk: solo_accuracy([r for r in rows if skill_of.get(r["question_id"]) == sk], agents) for sk in skills}
     if fcfg["cooperation_mode"] == "rerun":
         loaded = {ag.name: ag for ag in load_agents(debate_backend(), base, adapters)}
         items = load_items(tasks, config["debate"]["max_questions"])
