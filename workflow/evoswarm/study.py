@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import io
 
+from evoswarm.fitness import read_fitness_csv
 from evoswarm.io import read_jsonl
 from evoswarm.report import load_evals, read_csv_rows, scored_targets
+from evoswarm.selection import ranked
 from evoswarm.stats import Estimate, accuracy, paired_difference
 
 
@@ -30,9 +32,9 @@ def _dev(files: dict) -> tuple[float, float]:
     for f in files.values():
         votes = read_jsonl(f["votes"])
         team.append(sum(bool(v["correct"]) for v in votes) / max(1, len(votes)))
-        rows = read_csv_rows(f["fitness"])
-        top = max(rows, key=lambda r: (float(r["fitness"]), r["agent"]))
-        best.append(float(top["solo_acc"]))
+        rows = {r["agent"]: r for r in read_csv_rows(f["fitness"])}
+        top = ranked(read_fitness_csv(f["fitness"]))[0]  # the agent the gen-G-best evaluation scores
+        best.append(float(rows[top]["solo_acc"]))
     return sum(team) / len(team), sum(best) / len(best)
 
 
