@@ -1,7 +1,9 @@
 """Persona LoRA training with TRL's SFTTrainer (LoRA in fp32 on CPU; QLoRA nf4 on CUDA or CPU).
 
-Loss on assistant turns only (the chat template's {% generation %} markers), conversational
-`messages` datasets, deterministic from the seed on CPU.
+Loss on assistant turns only, whatever the chat template: a template with {% generation %} markers
+(the embedded one) trains on the conversations with TRL's assistant mask; any other (Qwen3's
+published templates have none) trains on (prompt, reply) token pairs cut where `prompts.render` cuts
+at inference, one pair per assistant turn. Deterministic from the seed on CPU.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import torch
 
 from evoswarm.io import InputError, read_jsonl
+from evoswarm.prompts import TemplateError, render
 
 ROLES = {"system", "user", "assistant"}
 
@@ -69,6 +72,39 @@ def count_truncated(chats: list[dict], tokenizer, max_length: int) -> tuple[int,
     return long, lost
 
 
+def reply_pairs(chats: list[dict], tokenizer, where: str) -> list[dict]:
+    """One pre-tokenized example per assistant turn: the prompt up to the reply's content (as `render`
+    gives it at inference) and the reply's tokens (its content and the template's end of turn), with
+    `completion_mask` marking the reply. `where` names the base model in errors."""
+    examples = []
+    for chat in chats:
+        msgs = chat["messages"]
+        for k, m in enumerate(msgs):
+            if m["role"] != "assistant":
+                continue
+            try:
+                prompt = render(tokenizer, msgs[:k])
+            except TemplateError as e:
+                raise InputError(
+                    f"{where}: the chat template cannot be trained on assistant turns only: {e}; give it "
+                    "{% generation %} markers"
+                ) from None
+            full = tokenizer.apply_chat_template(msgs[: k + 1], tokenize=False)
+            if not full.startswith(prompt):
+                raise InputError(
+                    f"{where}: the chat template renders the conversation before an assistant turn differently "
+                    f"from its generation prompt ({full[len(prompt) - 40 : len(prompt)]!r} vs {prompt[-40:]!r}), "
+                    "so the reply cannot be isolated for the loss; give it {% generation %} markers"
+                )
+            # Tokenised apart, as at inference: the prompt as a whole, then the tokens that follow it.
+            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            reply_ids = tokenizer(full[len(prompt) :], add_special_tokens=False)["input_ids"]
+            examples.append(
+                {"input_ids": prompt_ids + reply_ids, "completion_mask": [0] * len(prompt_ids) + [1] * len(reply_ids)}
+            )
+    return examples
+
+
 class _LossLog:
     """A TrainerCallback that writes loss per logging step as JSONL and prints a progress line."""
 
@@ -119,8 +155,9 @@ def train_lora(
     from peft import LoraConfig
     from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
+    from trl.chat_template_utils import has_generation_markers
 
-    from evoswarm.base_model import load_base
+    from evoswarm.base_model import load_base, read_manifest
 
     chats = [c for path in ([data] if isinstance(data, str) else data) for c in load_chats(path)]
     if system is not None:  # the config's system prompt is the persona's voice at debate time too
@@ -130,6 +167,11 @@ def train_lora(
         ]
     set_seed(seed)
     model, tok = load_base(base_dir, config, quantization=tcfg["quantization"])
+    if has_generation_markers(tok.chat_template):
+        dataset, mask_by = Dataset.from_list(chats), {"assistant_only_loss": True}
+    else:
+        where = f"base model {read_manifest(base_dir)['path']}"
+        dataset, mask_by = Dataset.from_list(reply_pairs(chats, tok, where)), {"completion_only_loss": True}
     check_targets(model, tcfg["target_modules"])
     cuda = next(model.parameters()).device.type == "cuda"
     truncated, lost = count_truncated(chats, tok, tcfg["max_length"])
@@ -176,7 +218,7 @@ def train_lora(
             seed=seed,
             data_seed=seed,
             max_length=tcfg["max_length"],
-            assistant_only_loss=True,
+            **mask_by,
             packing=False,
             # Checkpointing saves GPU memory; on CPU it only costs time.
             gradient_checkpointing=cuda,
@@ -190,7 +232,7 @@ def train_lora(
         trainer = SFTTrainer(
             model=model,
             args=args,
-            train_dataset=Dataset.from_list(chats),
+            train_dataset=dataset,
             processing_class=tok,
             peft_config=lora,
             callbacks=[_LossLog(out_dir / "train_log.jsonl", tcfg["max_steps"])],

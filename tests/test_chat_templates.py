@@ -1,0 +1,112 @@
+"""Training with chat templates that have no {% generation %} markers (Qwen3's as published): the loss
+falls on the replies only, cut where inference continues, and a template that cannot isolate a reply
+fails in one line naming the model."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+SUPPORT = Path(__file__).parent / "support"
+CHAT = {
+    "messages": [
+        {"role": "system", "content": "You are a rigorous critic."},
+        {"role": "user", "content": "What is 41 + 7?"},
+        {"role": "assistant", "content": '{"answer": "48", "confidence": 0.9, "summary": "41 + 7 = 48"}'},
+    ]
+}
+# Swaps the role name in finished turns only: the generation prompt no longer begins a rendered reply.
+MISMATCHED = (
+    "{%- for m in messages %}{{- '<|im_start|>' + (m.role == 'assistant' and 'model' or m.role) + '\\n' "
+    "+ m.content + '<|im_end|>\\n' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def qwen_folder(tiny_base, tmp_path, template: str):
+    """A model folder given as `base_model`: the tiny model's weights with a Qwen3 chat template, as the
+    real-model path resolves it (results/base/manifest.json naming the folder)."""
+    from evoswarm.base_model import read_manifest, resolve_external
+    from transformers import AutoTokenizer
+
+    src = Path(read_manifest(tiny_base)["path"])
+    folder = tmp_path / "qwen3-style"
+    shutil.copytree(src, folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = template
+    tok.save_pretrained(folder)
+    base = tmp_path / "base"
+    resolve_external({"base_model": str(folder), "base": {"revision": None}}, base)
+    return base
+
+
+@pytest.mark.parametrize(
+    "name, opener",
+    [("qwen3_instruct_2507.jinja", ""), ("qwen3_thinking.jinja", "<think>\n\n</think>\n\n")],
+)
+def test_qwen3_templates_train_on_the_reply_the_model_continues(tiny_base, tmp_path, name, opener):
+    from evoswarm.base_model import load_tokenizer
+    from evoswarm.prompts import render
+    from evoswarm.training import reply_pairs
+    from trl.chat_template_utils import get_training_chat_template
+
+    tok = load_tokenizer(qwen_folder(tiny_base, tmp_path, (SUPPORT / name).read_text()))
+    with pytest.raises(ValueError, match="not training-compatible"):  # what TRL's assistant_only_loss meets
+        get_training_chat_template(tok)
+    prompt = render(tok, CHAT["messages"][:2])
+    assert prompt.endswith("<|im_start|>assistant\n" + opener)  # inference continues after the opener
+    (ex,) = reply_pairs([CHAT], tok, "base model X")
+    mask = ex["completion_mask"]
+    assert mask == sorted(mask) and 0 in mask  # prompt first, then the reply
+    reply = tok.decode([t for t, m in zip(ex["input_ids"], mask) if m])
+    context = tok.decode([t for t, m in zip(ex["input_ids"], mask) if not m])
+    assert reply == CHAT["messages"][2]["content"] + "<|im_end|>\n"
+    assert context == prompt  # exactly the text a backend continues at inference
+    assert "You are a rigorous critic." in context and "<think>" not in reply
+
+
+def test_several_assistant_turns_give_one_example_each(tiny_base, tmp_path):
+    from evoswarm.base_model import load_tokenizer
+    from evoswarm.training import reply_pairs
+
+    tok = load_tokenizer(qwen_folder(tiny_base, tmp_path, (SUPPORT / "qwen3_instruct_2507.jinja").read_text()))
+    chat = {
+        "messages": CHAT["messages"]
+        + [{"role": "user", "content": "Sure?"}, {"role": "assistant", "content": '{"answer": "48"}'}]
+    }
+    first, second = reply_pairs([chat], tok, "base model X")
+    replies = [tok.decode([t for t, m in zip(e["input_ids"], e["completion_mask"]) if m]) for e in (first, second)]
+    assert replies == [CHAT["messages"][2]["content"] + "<|im_end|>\n", '{"answer": "48"}<|im_end|>\n']
+    # the first reply is context, not loss, in the second example
+    assert sum(second["completion_mask"]) < len(tok(replies[1], add_special_tokens=False)["input_ids"]) + 2
+
+
+def test_lora_trains_on_a_qwen3_thinking_template(tiny_base, smoke_config, tmp_path):
+    """The first train_persona job of the real-model path: TRL alone refuses this template."""
+    from evoswarm.training import train_lora
+
+    base = qwen_folder(tiny_base, tmp_path, (SUPPORT / "qwen3_thinking.jinja").read_text())
+    tcfg = {**smoke_config["training"], "max_steps": 3, "logging_steps": 1}
+    stats = train_lora(
+        str(base), str(REPO / "data/personas/critic.jsonl"), "Be rigorous.", tcfg, smoke_config, 0, tmp_path / "critic"
+    )
+    assert math.isfinite(stats["train_loss"]) and stats["train_loss"] > 0
+    assert (tmp_path / "critic" / "adapter_model.safetensors").is_file()
+    assert len((tmp_path / "critic" / "train_log.jsonl").read_text().splitlines()) == 3
+    assert json.loads((tmp_path / "critic" / "adapter_config.json").read_text())["r"] == tcfg["r"]
+
+
+def test_a_template_that_cannot_isolate_the_reply_fails_in_one_line(tiny_base, smoke_config, tmp_path):
+    from evoswarm.io import InputError
+    from evoswarm.training import train_lora
+
+    base = qwen_folder(tiny_base, tmp_path, MISMATCHED)
+    tcfg = {**smoke_config["training"], "max_steps": 1}
+    with pytest.raises(InputError) as e:
+        train_lora(str(base), str(REPO / "data/personas/critic.jsonl"), None, tcfg, smoke_config, 0, tmp_path / "x")
+    msg = str(e.value)
+    assert "\n" not in msg and "qwen3-style" in msg and "generation" in msg
+    assert not (tmp_path / "x" / "adapter_model.safetensors").exists()
