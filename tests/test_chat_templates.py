@@ -4,13 +4,10 @@ fails in one line naming the model."""
 
 import json
 import math
-import shutil
-from pathlib import Path
 
 import pytest
 from conftest import REPO
 
-SUPPORT = Path(__file__).parent / "support"
 CHAT = {
     "messages": [
         {"role": "system", "content": "You are a rigorous critic."},
@@ -26,18 +23,13 @@ MISMATCHED = (
 )
 
 
-def qwen_folder(tiny_base, tmp_path, template: str):
-    """A model folder given as `base_model`: the tiny model's weights with a Qwen3 chat template, as the
-    real-model path resolves it (results/base/manifest.json naming the folder)."""
-    from evoswarm.base_model import read_manifest, resolve_external
-    from transformers import AutoTokenizer
+def qwen_folder(tmp_path, template: str):
+    """A model folder given as `base_model`, built like a published Qwen3 checkpoint (random tiny weights,
+    Qwen's special tokens incl. <think>, the chat template named or given), resolved as the base stage does."""
+    from evoswarm.base_model import resolve_external
+    from support.qwen_style_model import build
 
-    src = Path(read_manifest(tiny_base)["path"])
-    folder = tmp_path / "qwen3-style"
-    shutil.copytree(src, folder)
-    tok = AutoTokenizer.from_pretrained(folder)
-    tok.chat_template = template
-    tok.save_pretrained(folder)
+    folder = build(tmp_path / "qwen3-style", "tiny", template)
     base = tmp_path / "base"
     resolve_external({"base_model": str(folder), "base": {"revision": None}}, base)
     return base
@@ -45,15 +37,15 @@ def qwen_folder(tiny_base, tmp_path, template: str):
 
 @pytest.mark.parametrize(
     "name, opener",
-    [("qwen3_instruct_2507.jinja", ""), ("qwen3_thinking.jinja", "<think>\n\n</think>\n\n")],
+    [("instruct-2507", ""), ("thinking", "<think>\n\n</think>\n\n")],
 )
-def test_qwen3_templates_train_on_the_reply_the_model_continues(tiny_base, tmp_path, name, opener):
+def test_qwen3_templates_train_on_the_reply_the_model_continues(tmp_path, name, opener):
     from evoswarm.base_model import load_tokenizer
     from evoswarm.prompts import render
     from evoswarm.training import reply_pairs
     from trl.chat_template_utils import get_training_chat_template
 
-    tok = load_tokenizer(qwen_folder(tiny_base, tmp_path, (SUPPORT / name).read_text()))
+    tok = load_tokenizer(qwen_folder(tmp_path, name))
     with pytest.raises(ValueError, match="not training-compatible"):  # what TRL's assistant_only_loss meets
         get_training_chat_template(tok)
     prompt = render(tok, CHAT["messages"][:2])
@@ -68,11 +60,11 @@ def test_qwen3_templates_train_on_the_reply_the_model_continues(tiny_base, tmp_p
     assert "You are a rigorous critic." in context and "<think>" not in reply
 
 
-def test_several_assistant_turns_give_one_example_each(tiny_base, tmp_path):
+def test_several_assistant_turns_give_one_example_each(tmp_path):
     from evoswarm.base_model import load_tokenizer
     from evoswarm.training import reply_pairs
 
-    tok = load_tokenizer(qwen_folder(tiny_base, tmp_path, (SUPPORT / "qwen3_instruct_2507.jinja").read_text()))
+    tok = load_tokenizer(qwen_folder(tmp_path, "instruct-2507"))
     chat = {
         "messages": CHAT["messages"]
         + [{"role": "user", "content": "Sure?"}, {"role": "assistant", "content": '{"answer": "48"}'}]
@@ -84,11 +76,11 @@ def test_several_assistant_turns_give_one_example_each(tiny_base, tmp_path):
     assert sum(second["completion_mask"]) < len(tok(replies[1], add_special_tokens=False)["input_ids"]) + 2
 
 
-def test_lora_trains_on_a_qwen3_thinking_template(tiny_base, smoke_config, tmp_path):
+def test_lora_trains_on_a_qwen3_thinking_template(smoke_config, tmp_path):
     """The first train_persona job of the real-model path: TRL alone refuses this template."""
     from evoswarm.training import train_lora
 
-    base = qwen_folder(tiny_base, tmp_path, (SUPPORT / "qwen3_thinking.jinja").read_text())
+    base = qwen_folder(tmp_path, "thinking")
     tcfg = {**smoke_config["training"], "max_steps": 3, "logging_steps": 1}
     stats = train_lora(
         str(base), str(REPO / "data/personas/critic.jsonl"), "Be rigorous.", tcfg, smoke_config, 0, tmp_path / "critic"
@@ -99,11 +91,11 @@ def test_lora_trains_on_a_qwen3_thinking_template(tiny_base, smoke_config, tmp_p
     assert json.loads((tmp_path / "critic" / "adapter_config.json").read_text())["r"] == tcfg["r"]
 
 
-def test_a_template_that_cannot_isolate_the_reply_fails_in_one_line(tiny_base, smoke_config, tmp_path):
+def test_a_template_that_cannot_isolate_the_reply_fails_in_one_line(smoke_config, tmp_path):
     from evoswarm.io import InputError
     from evoswarm.training import train_lora
 
-    base = qwen_folder(tiny_base, tmp_path, MISMATCHED)
+    base = qwen_folder(tmp_path, MISMATCHED)
     tcfg = {**smoke_config["training"], "max_steps": 1}
     with pytest.raises(InputError) as e:
         train_lora(str(base), str(REPO / "data/personas/critic.jsonl"), None, tcfg, smoke_config, 0, tmp_path / "x")

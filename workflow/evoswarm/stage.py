@@ -51,7 +51,19 @@ def run(main: Callable[..., None], kwargs: dict, log: str | None = None, threads
             if log:
                 print(f"error: {e}", file=sys.__stderr__, flush=True)
             raise SystemExit(1) from None
-        print(f"done in {time.time() - t0:.1f}s", flush=True)
+        print(f"done in {time.time() - t0:.1f}s{_gpu_peak()}", flush=True)
+
+
+def _gpu_peak() -> str:
+    """The stage's peak GPU memory (torch's allocator), when it used a GPU."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return ""
+    gib = 2**30
+    return (
+        f"; peak GPU memory {torch.cuda.max_memory_allocated() / gib:.2f} GiB allocated, "
+        f"{torch.cuda.max_memory_reserved() / gib:.2f} GiB reserved"
+    )
 
 
 def from_snakemake(g: dict) -> object | None:
