@@ -161,7 +161,10 @@ def test_docker_compose_config_loads_the_file(compose, tmp_path):
         normalised = {v["target"]: v["source"] for v in model["services"][name]["volumes"]}
         assert set(normalised) == set(bind_mounts(compose["services"][name]))
         assert normalised["/root/.cache/huggingface"] == str(tmp_path / "hf")
-    assert "ports" not in model["services"][SERVER]
+    # Compose's reading of any published port: bound to the loopback interface only.
+    for name, service in model["services"].items():
+        ports = service.get("ports", [])
+        assert all(p.get("host_ip") in ("127.0.0.1", "::1") for p in ports), f"{name} publishes {ports}"
     assert model["services"][WORKFLOW]["depends_on"][SERVER]["condition"] == "service_healthy"
 
 
