@@ -67,7 +67,7 @@ args.model = args.model_tag
 engine = AsyncEngineArgs.from_cli_args(args)
 lora = LoRAConfig(max_lora_rank=engine.max_lora_rank, max_loras=engine.max_loras, max_cpu_loras=engine.max_cpu_loras)
 print(json.dumps({
-    "served_model_name": engine.served_model_name, "enable_lora": engine.enable_lora,
+    "served_model_name": engine.served_model_name, "revision": engine.revision, "enable_lora": engine.enable_lora,
     "max_lora_rank": lora.max_lora_rank, "max_loras": lora.max_loras, "port": args.port,
 }))
 """
@@ -190,6 +190,8 @@ def test_server_config_talks_to_the_vllm_service(compose, served, server_config)
     assert (url.scheme, url.hostname, url.port, url.path) == ("http", SERVER, served["port"], "/v1")
     # Requests without an adapter go to the base under the name the server gives it.
     assert (served["served_model_name"] or [served["model"]])[0] == server_config["base_model"]
+    # The same snapshot of it as the workflow's base manifest, whose adapters the server is given.
+    assert served["revision"] == server_config["base"]["revision"]
     command = compose["services"][WORKFLOW]["command"]
     assert command[command.index("--configfile") + 1] == SERVER_CONFIG
 
