@@ -7,7 +7,7 @@ from evoswarm.config import SCHEMA_PATH, derive_seed, evaluation_targets, load_c
 from evoswarm.io import InputError
 from evoswarm.layout import SHARED_TARGETS
 
-CONFIGS = ["config.yaml", "configs/smoke.yaml", "configs/qwen3-4b.yaml"]
+CONFIGS = ["config.yaml", "configs/smoke.yaml", "configs/qwen3-4b.yaml", "configs/qwen3-4b-vllm-server.yaml"]
 
 
 def base_config():
