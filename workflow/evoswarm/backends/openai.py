@@ -177,6 +177,7 @@ class OpenAIBackend:
         """Load (loaded=True) or unload `served` with one POST, sent again only when GET /v1/models shows
         it did not take effect. vLLM refuses a name already loaded (400) and an unload of one it does not
         serve (404): the server is then already as wanted."""
+        where = f"{self.url}{path}: {what}"
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -185,20 +186,20 @@ class OpenAIBackend:
                 self._send("POST", path, body)  # any 2xx is success: vLLM answers plain text
                 return
             except _Refused as e:
-                if e.status in (400, 404) and self._serves(served, what) == loaded:
+                if e.status in (400, 404) and self._serves(served, f"{where}: {e}") == loaded:
                     return
-                raise ServerError(f"{self.url}{path}: {what}: {e}") from None
+                raise ServerError(f"{where}: {e}") from None
             except _NoAnswer as e:
                 last = str(e)
-            if self._serves(served, what) == loaded:  # the lost request went through
+            if self._serves(served, f"{where}: no answer ({last})") == loaded:  # the lost request went through
                 return
-        raise ServerError(f"{self.url}{path}: {what}: no answer after {self.retries + 1} tries ({last})")
+        raise ServerError(f"{where}: no answer after {self.retries + 1} tries ({last})")
 
-    def _serves(self, served: str, what: str) -> bool:
+    def _serves(self, served: str, context: str) -> bool:
         try:
             return any(m["id"] == served for m in self.models())
         except ServerError as e:
-            raise ServerError(f"{what}: {e}") from None
+            raise ServerError(f"{context}; then {e}") from None
 
     def add_adapter(self, name: str, path: str) -> None:
         """Serve the adapter folder `path` as agent `name`. Adding the same content again does nothing;
@@ -279,7 +280,8 @@ class OpenAIBackend:
                 context = render(self.tok, requests[i].messages, requests[i].prefix)
                 for j, cont in enumerate(requests[i].continuations):
                     ctx, cont_ids = encode_pair(self.tok, context, cont)
-                    rows.append((i, j, self._fit(ctx, len(cont_ids)), cont_ids))
+                    # +1: vLLM keeps room for one generated token even when only scoring the prompt
+                    rows.append((i, j, self._fit(ctx, len(cont_ids) + 1), cont_ids))
             body = {
                 "model": model,
                 "prompt": [ctx + cont for _, _, ctx, cont in rows],
