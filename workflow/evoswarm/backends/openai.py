@@ -10,6 +10,8 @@ Adapters are served under names derived from their content, `<agent>-<first 12 h
 sha256>`: vLLM keys its prefix cache by adapter name, so a name reused for other weights could serve stale
 KV blocks. Callers keep using agent names; the mapping lives here. The base is served under its model
 name: the GET /v1/models entry without a `parent` (vLLM's and `evoswarm serve`'s layout) unless given.
+Stages leave their adapters loaded: concurrent jobs share the content-derived names, and vLLM's unload
+only forgets a name (its engine keeps at most --max-cpu-loras adapters, dropping the least recently used).
 
 Completions and GET /v1/models are idempotent: retried with backoff. A load or unload is sent once; after
 a lost connection (or a refusal as a repeat) GET /v1/models tells whether it took effect before it is sent
