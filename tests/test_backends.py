@@ -73,10 +73,13 @@ def test_scores_agree_in_process_and_through_server(backend, requests_, server):
         assert x == pytest.approx(y, abs=1e-3)
 
 
-def test_server_confines_adapter_paths_and_reports_unknown_models(server, backend, tmp_path):
+def test_server_confines_adapter_paths_and_reports_unknown_models(server, backend, tiny_adapters, tmp_path):
+    import shutil
+
     client = OpenAIBackend(server, backend.tok, retries=0)
+    shutil.copytree(tiny_adapters["critic"], tmp_path / "evil")
     with pytest.raises(ServerError, match="outside the allowed"):
-        client.add_adapter("evil", str(tmp_path))
+        client.add_adapter("evil", str(tmp_path / "evil"))
     with pytest.raises(ServerError, match="not served"):
         client.generate([GenRequest("nobody", [{"role": "user", "content": "hi"}], 4)])
 

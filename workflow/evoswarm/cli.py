@@ -55,13 +55,15 @@ def cmd_debate(a) -> None:
 def cmd_serve(a) -> None:
     from evoswarm.backends.hf import HFBackend
     from evoswarm.backends.server import make_server
+    from evoswarm.base_model import read_manifest
     from evoswarm.population import load_agents
 
     config = _config(a.config)
     backend = HFBackend.from_base(a.base, config)
     load_agents(backend, a.base, a.adapters)
     allowed = a.allow_dir or sorted({str(Path(p).resolve().parent) for p in a.adapters}) or [config["results"]]
-    server = make_server(backend, allowed, a.host, a.port)
+    # The base's name is its weights folder, as `vllm serve <folder>` names it.
+    server = make_server(backend, allowed, a.host, a.port, base_name=read_manifest(a.base)["path"])
     host, port = server.server_address[:2]
     print(
         f"serving base + {len(backend.adapters)} adapters on http://{host}:{port}/v1 (adapters from {allowed})",

@@ -3,9 +3,11 @@ adapters through PEFT's `adapter_names=` (rows of the base model use "__base__")
 
 from __future__ import annotations
 
+from itertools import accumulate
+
 import torch
 
-from evoswarm.backends import GenRequest, ScoreRequest
+from evoswarm.backends import GenRequest, ScoreRequest, encode_pair
 from evoswarm.prompts import render
 
 BASE = "__base__"
@@ -63,8 +65,8 @@ class HFBackend:
             raise KeyError(f"unknown adapter(s) {sorted(unknown)}")
         return {"adapter_names": [BASE if n is None else n for n in names]}
 
-    def _encode_prompt(self, text: str, room: int) -> list[int]:
-        ids = self.tok(text, add_special_tokens=False)["input_ids"]
+    def _encode_prompt(self, prompt: str | list[int], room: int) -> list[int]:
+        ids = self.tok(prompt, add_special_tokens=False)["input_ids"] if isinstance(prompt, str) else prompt
         limit = self.max_length - room
         if len(ids) > limit:
             self.truncated += 1
@@ -79,8 +81,8 @@ class HFBackend:
         return [r.prefix + t for r, t in zip(requests, texts)]
 
     @torch.no_grad()
-    def generate_raw(self, prompts: list[tuple[str | None, str]], settings: list[tuple]) -> list[str]:
-        """Continue raw prompt texts, each (adapter, text) with (max_new_tokens, temperature, top_p, seed)."""
+    def generate_raw(self, prompts: list[tuple[str | None, str | list[int]]], settings: list[tuple]) -> list[str]:
+        """Continue raw prompts, each (adapter, text or token ids) with (max_new_tokens, temperature, top_p, seed)."""
         out: list[str] = [""] * len(prompts)
         # Same settings share a batch; long prompts together waste less padding.
         order = sorted(range(len(prompts)), key=lambda i: (settings[i], len(prompts[i][1])))
@@ -93,9 +95,9 @@ class HFBackend:
                     out[i] = text
         return out
 
-    def _generate_batch(self, prompts: list[tuple[str | None, str]], settings: tuple) -> list[str]:
+    def _generate_batch(self, prompts: list[tuple[str | None, str | list[int]]], settings: tuple) -> list[str]:
         max_new, temperature, top_p, seed = settings
-        enc = [self._encode_prompt(text, max_new) for _, text in prompts]
+        enc = [self._encode_prompt(prompt, max_new) for _, prompt in prompts]
         width = max(len(e) for e in enc)
         pad = self.tok.pad_token_id
         ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc], device=self.device)
@@ -121,23 +123,13 @@ class HFBackend:
         self.generated_tokens += int(torch.where(ended.any(1), ended.argmax(1) + 1, new.shape[1]).sum())
         return self.tok.batch_decode(new, skip_special_tokens=True)
 
-    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        # As lm-eval does: trailing spaces move to the continuation; split the whole encoding.
-        n_spaces = len(context) - len(context.rstrip())
-        if n_spaces:
-            continuation = context[-n_spaces:] + continuation
-            context = context[:-n_spaces]
-        whole = self.tok(context + continuation, add_special_tokens=False)["input_ids"]
-        ctx_len = len(self.tok(context, add_special_tokens=False)["input_ids"])
-        return whole[:ctx_len], whole[ctx_len:]
-
     @torch.no_grad()
     def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
         rows = []  # (request index, continuation index, adapter, context ids, continuation ids)
         for i, r in enumerate(requests):
             context = render(self.tok, r.messages, r.prefix)
             for j, cont in enumerate(r.continuations):
-                ctx, cont_ids = self._encode_pair(context, cont)
+                ctx, cont_ids = encode_pair(self.tok, context, cont)
                 room = len(cont_ids)
                 if len(ctx) + room > self.max_length:
                     self.truncated += 1
@@ -161,19 +153,21 @@ class HFBackend:
         return out
 
     @torch.no_grad()
-    def token_logprobs(self, adapter: str | None, texts: list[str]) -> list[dict]:
-        """Per-token log-probabilities of raw texts (the first token has None), with character offsets:
-        what an OpenAI-style /v1/completions answers to echo=True, max_tokens=0, logprobs=0."""
+    def token_logprobs(self, adapter: str | None, prompts: list[str | list[int]]) -> list[dict]:
+        """Per-token log-probabilities of raw prompts (texts or token ids; the first token has None), as an
+        OpenAI-style /v1/completions answers echo=True, max_tokens=0, logprobs=0. As vLLM does, each
+        token's text_offset is the summed length of the decoded tokens before it."""
         out = []
-        for text in texts:
-            enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
-            ids = enc["input_ids"][-self.max_length :]
-            offsets = [o[0] for o in enc["offset_mapping"]][-len(ids) :]
+        for prompt in prompts:
+            ids = self.tok(prompt, add_special_tokens=False)["input_ids"] if isinstance(prompt, str) else prompt
+            ids = ids[-self.max_length :]
             x = torch.tensor([ids], device=self.device)
             logits = self.model(input_ids=x, **self._adapter_kw([adapter])).logits[0]
             logp = torch.log_softmax(logits.float(), dim=-1)
             lps = [None] + [logp[i - 1, ids[i]].item() for i in range(1, len(ids))]
-            out.append({"tokens": [self.tok.decode([i]) for i in ids], "token_logprobs": lps, "text_offset": offsets})
+            tokens = [self.tok.decode([i]) for i in ids]
+            offsets = list(accumulate((len(t) for t in tokens[:-1]), initial=0))
+            out.append({"tokens": tokens, "token_logprobs": lps, "text_offset": offsets})
         return out
 
     @torch.no_grad()

@@ -1,9 +1,11 @@
 """`evoswarm serve`: a small OpenAI-compatible server over the `hf` backend.
 
-Endpoints (the subset vLLM's server also speaks): GET /v1/models; POST /v1/completions (a prompt or a
-list of prompts; `echo` + `logprobs` + `max_tokens: 0` returns prompt log-probabilities);
-POST /v1/chat/completions; POST /v1/load_lora_adapter and /v1/unload_lora_adapter.
-Binds to 127.0.0.1 by default; adapters load only from the allowed folders.
+Endpoints (the subset vLLM's server also speaks, with its answers): GET /v1/models (the base under its
+name with no `parent`, each adapter with `parent` = the base); POST /v1/completions (a prompt, token ids,
+or a list of either; `echo` + `logprobs` + `max_tokens: 0` returns prompt log-probabilities);
+POST /v1/chat/completions; POST /v1/load_lora_adapter and /v1/unload_lora_adapter (plain-text success;
+a name already loaded is a 400, an unknown one a 404). Binds to 127.0.0.1 by default; adapters load only
+from the allowed folders.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from pathlib import Path
 from evoswarm.backends import GenRequest
 
 
+class NotServed(Exception):
+    """A model or adapter name the server does not serve (HTTP 404)."""
+
+
 class ServeState:
     def __init__(self, backend, allowed_dirs: list[str], base_name: str = "base"):
         self.backend = backend
@@ -28,30 +34,54 @@ class ServeState:
         if model == self.base_name:
             return None
         if model not in self.backend.adapters:
-            raise KeyError(f"model {model!r} is not served; load it with /v1/load_lora_adapter")
+            raise NotServed(f"model {model!r} is not served; load it with /v1/load_lora_adapter")
         return model
 
+    def models(self) -> list[dict]:
+        base = {"id": self.base_name, "object": "model", "root": self.base_name, "parent": None}
+        loras = [
+            {"id": n, "object": "model", "root": p, "parent": self.base_name} for n, p in self.backend.adapters.items()
+        ]
+        return [{**base, "max_model_len": self.backend.max_length}, *loras]
+
     def load(self, name: str, path: str) -> None:
+        if name == self.base_name or name in self.backend.adapters:
+            raise ValueError(f"the lora adapter {name!r} has already been loaded (or names the base model)")
         p = Path(path).resolve()
         if not any(p == d or d in p.parents for d in self.allowed):
             raise PermissionError(f"adapter path {path} is outside the allowed folders")
-        if name in self.backend.adapters:
-            self.backend.remove_adapter(name)
         self.backend.add_adapter(name, str(p))
+
+    def unload(self, name: str) -> None:
+        if name not in self.backend.adapters:
+            raise NotServed(f"the lora adapter {name!r} cannot be found")
+        self.backend.remove_adapter(name)
+
+
+def _is_ids(x) -> bool:
+    return isinstance(x, list) and bool(x) and all(isinstance(t, int) for t in x)
+
+
+def _prompts(body: dict) -> list[str | list[int]]:
+    prompt = body.get("prompt")
+    if isinstance(prompt, str) or _is_ids(prompt):
+        return [prompt]
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) or _is_ids(p) for p in prompt):
+        return prompt
+    raise ValueError("'prompt' must be a text, a list of token ids, or a list of either")
 
 
 def _completions(state: ServeState, body: dict) -> dict:
-    prompts = body.get("prompt")
-    prompts = [prompts] if isinstance(prompts, str) else prompts
-    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-        raise ValueError("'prompt' must be a string or a list of strings")
+    prompts = _prompts(body)
     adapter = state.adapter(body.get("model", state.base_name))
     max_tokens = int(body.get("max_tokens", 16))
     choices = []
     if body.get("echo") and max_tokens == 0:
         for i, lp in enumerate(state.backend.token_logprobs(adapter, prompts)):
-            choices.append({"index": i, "text": prompts[i], "finish_reason": "length", "logprobs": lp})
+            text = prompts[i] if isinstance(prompts[i], str) else state.backend.tok.decode(prompts[i])
+            choices.append({"index": i, "text": text, "finish_reason": "length", "logprobs": lp})
     else:
+        # The hf backend always stops at the tokenizer's end of turn (what clients ask in `stop_token_ids`).
         setting = (
             max_tokens,
             float(body.get("temperature", 1.0)),
@@ -87,10 +117,12 @@ def _chat(state: ServeState, body: dict) -> dict:
 
 def make_handler(state: ServeState):
     class Handler(BaseHTTPRequestHandler):
-        def _send(self, code: int, obj: dict) -> None:
-            data = json.dumps(obj, ensure_ascii=False).encode()
+        def _send(self, code: int, obj: dict | str) -> None:
+            # Load and unload answer plain text on success, as vLLM's server does.
+            plain = isinstance(obj, str)
+            data = (obj if plain else json.dumps(obj, ensure_ascii=False)).encode()
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain; charset=utf-8" if plain else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -100,8 +132,7 @@ def make_handler(state: ServeState):
 
         def do_GET(self):
             if self.path.rstrip("/") == "/v1/models":
-                names = [state.base_name, *state.backend.adapters]
-                return self._send(200, {"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
+                return self._send(200, {"object": "list", "data": state.models()})
             self._send(404, {"error": {"message": f"no route {self.path}"}})
 
         def do_POST(self):
@@ -114,13 +145,15 @@ def make_handler(state: ServeState):
                         return self._send(200, _chat(state, body))
                     if self.path == "/v1/load_lora_adapter":
                         state.load(body["lora_name"], body["lora_path"])
-                        return self._send(200, {"status": "ok"})
+                        return self._send(200, f"Success: LoRA adapter '{body['lora_name']}' added successfully.")
                     if self.path == "/v1/unload_lora_adapter":
-                        state.backend.remove_adapter(body["lora_name"])
-                        return self._send(200, {"status": "ok"})
+                        state.unload(body["lora_name"])
+                        return self._send(200, f"Success: LoRA adapter '{body['lora_name']}' removed successfully.")
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
             except PermissionError as e:
                 self._send(403, {"error": {"message": str(e)}})
+            except NotServed as e:
+                self._send(404, {"error": {"message": str(e)}})
             except (KeyError, ValueError, TypeError, json.JSONDecodeError) as e:
                 self._send(400, {"error": {"message": f"{type(e).__name__}: {e}"}})
             except Exception as e:  # the model failed: the client may retry
@@ -129,6 +162,9 @@ def make_handler(state: ServeState):
     return Handler
 
 
-def make_server(backend, allowed_dirs: list[str], host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
-    """A server (not yet serving); port 0 picks a free port (server.server_address[1])."""
-    return ThreadingHTTPServer((host, port), make_handler(ServeState(backend, allowed_dirs)))
+def make_server(
+    backend, allowed_dirs: list[str], host: str = "127.0.0.1", port: int = 8000, base_name: str = "base"
+) -> ThreadingHTTPServer:
+    """A server (not yet serving) of the base under `base_name`; port 0 picks a free port
+    (server.server_address[1])."""
+    return ThreadingHTTPServer((host, port), make_handler(ServeState(backend, allowed_dirs, base_name)))
