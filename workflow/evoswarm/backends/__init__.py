@@ -43,6 +43,19 @@ class Backend(Protocol):
         ...
 
 
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """(context ids, continuation ids) of a scored continuation, as lm-eval splits them: trailing spaces
+    move to the continuation, and the whole text is encoded once and split, so BPE merges across the
+    boundary count for the continuation."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    ctx_len = len(tokenizer(context, add_special_tokens=False)["input_ids"])
+    return whole[:ctx_len], whole[ctx_len:]
+
+
 def make_backend(name: str, base_dir: str, config: dict) -> Backend:
     """The backend named `name` over the base model in `base_dir`."""
     if name == "hf":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from evoswarm.backends import GenRequest, ScoreRequest
+from evoswarm.backends import GenRequest, ScoreRequest, encode_pair
 from evoswarm.prompts import render
 
 BASE = "__base__"
@@ -121,23 +121,13 @@ class HFBackend:
         self.generated_tokens += int(torch.where(ended.any(1), ended.argmax(1) + 1, new.shape[1]).sum())
         return self.tok.batch_decode(new, skip_special_tokens=True)
 
-    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        # As lm-eval does: trailing spaces move to the continuation; split the whole encoding.
-        n_spaces = len(context) - len(context.rstrip())
-        if n_spaces:
-            continuation = context[-n_spaces:] + continuation
-            context = context[:-n_spaces]
-        whole = self.tok(context + continuation, add_special_tokens=False)["input_ids"]
-        ctx_len = len(self.tok(context, add_special_tokens=False)["input_ids"])
-        return whole[:ctx_len], whole[ctx_len:]
-
     @torch.no_grad()
     def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
         rows = []  # (request index, continuation index, adapter, context ids, continuation ids)
         for i, r in enumerate(requests):
             context = render(self.tok, r.messages, r.prefix)
             for j, cont in enumerate(r.continuations):
-                ctx, cont_ids = self._encode_pair(context, cont)
+                ctx, cont_ids = encode_pair(self.tok, context, cont)
                 room = len(cont_ids)
                 if len(ctx) + room > self.max_length:
                     self.truncated += 1
