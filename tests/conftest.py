@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny embedded base and trained adapters, built once per test session."""
 
+import copy
 import os
 import shutil
 import subprocess
@@ -27,18 +28,16 @@ def smoke_config():
         os.chdir(cwd)
 
 
-@pytest.fixture(scope="session")
-def tiny_base(tmp_path_factory, smoke_config):
-    """The smoke config's embedded base (a 2-layer Qwen3), built in a temp folder."""
+def build_base(config: dict, out: Path) -> Path:
+    """The config's embedded base, built into `out` (the data paths are the repo's)."""
     from evoswarm.base_model import build_embedded
     from evoswarm.config import stage_config
 
-    out = tmp_path_factory.mktemp("base") / "base"
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
         build_embedded(
-            stage_config(smoke_config, "build_base"),
+            stage_config(config, "build_base"),
             "data/corpus/corpus.txt",
             "data/corpus/format.jsonl",
             out,
@@ -47,6 +46,12 @@ def tiny_base(tmp_path_factory, smoke_config):
     finally:
         os.chdir(cwd)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory, smoke_config):
+    """The smoke config's embedded base (a 2-layer Qwen3), built in a temp folder."""
+    return build_base(smoke_config, tmp_path_factory.mktemp("base") / "base")
 
 
 def train(base, persona, out, config, seed=1, **overrides):
@@ -79,6 +84,37 @@ def tiny_adapters(tmp_path_factory, tiny_base, smoke_config):
     """Two trained persona adapters on the tiny base (ranks 8 and 4)."""
     root = tmp_path_factory.mktemp("adapters")
     return {name: train(tiny_base, name, root / name, smoke_config) for name in ("critic", "ideator")}
+
+
+@pytest.fixture(scope="session")
+def vllm_python():
+    """The python of the separate vLLM-for-CPU venv (built once per machine); fails, never skips."""
+    done = subprocess.run(
+        ["bash", str(REPO / "tests/support/ensure_vllm.sh")], capture_output=True, text=True, timeout=1800
+    )
+    if done.returncode:
+        pytest.fail(f"tests/support/ensure_vllm.sh failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    return done.stdout.split()[-1]
+
+
+@pytest.fixture(scope="session")
+def vllm_config(smoke_config):
+    """The smoke config with 2 heads of 32: vLLM's CPU attention has no head size 16 (the smoke base's)."""
+    config = copy.deepcopy(smoke_config)
+    config["base"]["embedded"]["num_heads"] = 2
+    return config
+
+
+@pytest.fixture(scope="session")
+def vllm_base(tmp_path_factory, vllm_config):
+    return build_base(vllm_config, tmp_path_factory.mktemp("vllm-base") / "base")
+
+
+@pytest.fixture(scope="session")
+def vllm_adapters(tmp_path_factory, vllm_base, vllm_config):
+    """Two persona adapters on the vLLM base (ranks 8 and 4), as tiny_adapters are on tiny_base."""
+    root = tmp_path_factory.mktemp("vllm-adapters")
+    return {name: train(vllm_base, name, root / name, vllm_config) for name in ("critic", "ideator")}
 
 
 def snakemake_cmd(workdir: Path, *args, config=SMOKE) -> list[str]:

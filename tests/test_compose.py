@@ -69,6 +69,7 @@ lora = LoRAConfig(max_lora_rank=engine.max_lora_rank, max_loras=engine.max_loras
 print(json.dumps({
     "served_model_name": engine.served_model_name, "revision": engine.revision, "enable_lora": engine.enable_lora,
     "max_lora_rank": lora.max_lora_rank, "max_loras": lora.max_loras, "port": args.port,
+    "lora_target_modules": engine.lora_target_modules,
 }))
 """
 
@@ -176,6 +177,9 @@ def test_server_takes_every_adapter_the_qwen_configs_breed(served, config_path):
     assert served["max_lora_rank"] >= rank, f"{config_path} breeds rank-{rank} adapters"
     # One debate round sends every agent's prompts: all of them fit in one batch.
     assert served["max_loras"] >= config["population"]
+    # Named, and never lm_head: scoring under vLLM's lm_head LoRA wrapper killed the engine (tests on CPU).
+    targets = served["lora_target_modules"] or []
+    assert set(config["training"]["target_modules"]) <= set(targets) and "lm_head" not in targets
 
 
 def test_server_loads_adapters_at_run_time(compose):

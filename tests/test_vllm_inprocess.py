@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import REPO, train
+from conftest import REPO
 from evoswarm.adapters import read_adapter, read_lineage, write_adapter
 from evoswarm.backends import GenRequest, ScoreRequest
 from evoswarm.backends.hf import HFBackend
@@ -26,37 +26,10 @@ N_ITEMS = 12
 
 
 @pytest.fixture(scope="module")
-def vllm_python():
-    found = subprocess.run(
-        ["bash", str(REPO / "tests/support/ensure_vllm.sh")], capture_output=True, text=True, timeout=1200
-    )
-    assert found.returncode == 0, f"no vLLM venv: {found.stderr[-3000:]}"
-    return found.stdout.split()[-1]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, smoke_config):
-    """The smoke base with 2 heads of 32 (vLLM's CPU attention takes head sizes 32, 64, ...; the smoke
-    base's are 16) and two persona adapters on it (ranks 8 and 4)."""
-    from evoswarm.base_model import build_embedded
-
-    config = copy.deepcopy(smoke_config)
-    config["base"]["embedded"]["num_heads"] = 2
-    root = tmp_path_factory.mktemp("vllm_world")
-    cwd = os.getcwd()
-    os.chdir(REPO)
-    try:
-        build_embedded(
-            stage_config(config, "build_base"),
-            "data/corpus/corpus.txt",
-            "data/corpus/format.jsonl",
-            root / "base",
-            log=lambda *_: None,
-        )
-    finally:
-        os.chdir(cwd)
-    adapters = {n: train(root / "base", n, root / "adapters" / n, config) for n in ("critic", "ideator")}
-    return config, root / "base", adapters
+def world(vllm_config, vllm_base, vllm_adapters):
+    """The smoke base with 2 heads of 32 (vLLM's CPU attention takes head sizes 32, 64, ...) and two
+    persona adapters on it (ranks 8 and 4)."""
+    return vllm_config, vllm_base, vllm_adapters
 
 
 def env():

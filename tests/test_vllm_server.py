@@ -3,7 +3,6 @@ tests/support/ensure_vllm.sh builds): its answers equal the hf backend's, bred c
 run time under content-derived names, the base is reached under its model name, and bad input (a rank
 above --max-lora-rank, a server that answers an error, a dead server) gives one clear line."""
 
-import copy
 import os
 import shutil
 import signal
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, train
+from conftest import REPO
 from evoswarm.adapters import factors_to_tensors, lora_factors, read_adapter, read_lineage, write_adapter
 from evoswarm.backends import GenRequest, ScoreRequest
 from evoswarm.backends.hf import HFBackend
@@ -43,47 +42,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def vllm_python():
-    done = subprocess.run(["bash", str(REPO / "tests/support/ensure_vllm.sh")], capture_output=True, text=True)
-    if done.returncode:
-        pytest.fail(f"tests/support/ensure_vllm.sh failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    return done.stdout.split()[-1]
-
-
-@pytest.fixture(scope="module")
-def vllm_config(smoke_config):
-    """The smoke config with 2 heads of 32: vLLM's CPU attention has no head size 16 (the smoke base's)."""
-    config = copy.deepcopy(smoke_config)
-    config["base"]["embedded"]["num_heads"] = 2
-    return config
-
-
-@pytest.fixture(scope="module")
-def vllm_base(tmp_path_factory, vllm_config):
-    from evoswarm.base_model import build_embedded
-    from evoswarm.config import stage_config
-
-    out = tmp_path_factory.mktemp("vllm-base") / "base"
-    cwd = os.getcwd()
-    os.chdir(REPO)
-    try:
-        build_embedded(
-            stage_config(vllm_config, "build_base"),
-            "data/corpus/corpus.txt",
-            "data/corpus/format.jsonl",
-            out,
-            log=lambda *_: None,
-        )
-    finally:
-        os.chdir(cwd)
-    return out
-
-
-@pytest.fixture(scope="module")
-def adapters(tmp_path_factory, vllm_base, vllm_config):
-    """Two persona adapters trained on the vLLM base (ranks 8 and 4), as tiny_adapters are on tiny_base."""
-    root = tmp_path_factory.mktemp("vllm-adapters")
-    return {name: train(vllm_base, name, root / name, vllm_config) for name in ("critic", "ideator")}
+def adapters(vllm_adapters):
+    return vllm_adapters
 
 
 @pytest.fixture(scope="module")
