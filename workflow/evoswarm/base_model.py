@@ -47,7 +47,13 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tokenizer(texts: list[str], vocab_size: int):
+def build_tokenizer(
+    texts: list[str],
+    vocab_size: int,
+    special_tokens: list[str] = SPECIAL_TOKENS,
+    chat_template: str = CHAT_TEMPLATE,
+    model_max_length: int = 4096,
+):
     """A byte-level BPE tokenizer trained on `texts`, wrapped for transformers with the chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -60,7 +66,7 @@ def build_tokenizer(texts: list[str], vocab_size: int):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -69,8 +75,8 @@ def build_tokenizer(texts: list[str], vocab_size: int):
         tokenizer_object=tok,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        chat_template=CHAT_TEMPLATE,
-        model_max_length=4096,
+        chat_template=chat_template,
+        model_max_length=model_max_length,
     )
 
 
