@@ -1,11 +1,27 @@
 # evoswarm: evolve populations of cooperating LoRA-adapted LLM agents.
 # `snakemake -n` lists every job of every generation of every seed; `snakemake --cores 2` runs them.
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version
+
+from evoswarm.config import read_yaml_config
+from evoswarm.io import InputError
 
 min_version("9.0")
 
+# Snakemake's own message for a YAML syntax error names neither file nor line, so the default config
+# file is read here first. (Snakemake reads --configfile files before this file runs: a syntax error in
+# one still gets only its message.)
+DEFAULT_CONFIG = Path("config.yaml").absolute()
+try:
+    if DEFAULT_CONFIG.is_file():
+        read_yaml_config(DEFAULT_CONFIG)
+except InputError as e:
+    sys.exit(f"error: {e}")
 
-configfile: "config.yaml"
+
+configfile: DEFAULT_CONFIG
 
 
 include: "rules/common.smk"

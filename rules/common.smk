@@ -1,18 +1,32 @@
 # Path helpers, wildcard constraints and the validated config. Every rule takes its paths from here;
 # the paths themselves are defined once in evoswarm.layout (shared with the stage scripts).
+import sys
+
 from evoswarm import layout
 from evoswarm.config import (
     evaluation_targets,
     gen0_members,
     gen0_systems,
+    key_locator,
     members,
     stage_config,
     study_arms,
     validate,
 )
+from evoswarm.io import InputError
 
-# Fails in the first second, naming the key, on an unknown or mistyped key or a bad value.
-_validated = validate(config, "config")
+# Fails in the first second on an unknown or mistyped key or a bad value: one line naming the key and
+# the file and line that set it (or --config), not this file, as Snakemake's traceback would.
+# The config files in the order Snakemake merges them: the Snakefile's, then each --configfile.
+_cli_files = workflow.overwrite_configfiles
+_files = workflow.configfiles[len(_cli_files) :] + _cli_files
+_overrides = dict(workflow.config_settings.config)
+_source = " + ".join(map(str, _files)) + (" + --config" if _overrides else "")
+try:
+    _validated = validate(config, _source, key_locator(_files, _overrides))
+    _arm_cfgs = study_arms(_validated, _source)
+except InputError as e:
+    sys.exit(f"error: {e}")
 config.clear()
 config.update(_validated)
 
@@ -27,7 +41,6 @@ def _strip(c):
 
 # Study arms (`study.arms`): name -> file prefix, and prefix -> validated config. An arm that changes
 # nothing is the main run itself (prefix ""); every arm shares the main run's generation 0.
-_arm_cfgs = study_arms(config)
 ARMS = {
     n: ("" if _strip(c) == _strip(config) else layout.arm_prefix(n))
     for n, c in _arm_cfgs.items()

@@ -1,7 +1,10 @@
 """The embedded base: tokenizer, chat template, build, reload offline, generate; external bases."""
 
+import json
+import shutil
+
 import pytest
-from evoswarm.base_model import read_manifest, resolve_external
+from evoswarm.base_model import load_base, read_manifest, resolve_external
 from evoswarm.io import InputError
 
 
@@ -53,6 +56,47 @@ def test_local_folder_base_gets_a_manifest(tiny_base, smoke_config, tmp_path):
     m = resolve_external({**smoke_config, "base_model": str(tiny_base)}, tmp_path / "base")
     assert m["path"] == str(tiny_base.resolve()) and "model.safetensors" in m["weights"]
     assert read_manifest(tmp_path / "base")["config_sha256"] == m["config_sha256"]
+
+
+def test_a_copied_project_loads_its_own_embedded_base(tiny_base, smoke_config, tmp_path):
+    """`cp -a project1 project2`, then project1 moves away: project2 loads the base it holds."""
+    project1, project2 = tmp_path / "project1", tmp_path / "project2"
+    shutil.copytree(tiny_base, project1 / "results" / "base")
+    shutil.copytree(project1, project2)
+    project1.rename(tmp_path / "elsewhere")
+    assert read_manifest(project2 / "results" / "base")["path"] == str((project2 / "results" / "base").resolve())
+    model, tok = load_base(project2 / "results" / "base", smoke_config)
+    assert model.name_or_path == str((project2 / "results" / "base").resolve()) and len(tok) > 100
+
+
+def test_a_base_folder_changed_after_build_base_is_refused(tiny_base, smoke_config, tmp_path):
+    folder = tmp_path / "my-model"
+    shutil.copytree(tiny_base, folder, ignore=shutil.ignore_patterns("manifest.json"))
+    resolve_external({**smoke_config, "base_model": str(folder)}, tmp_path / "base")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "rope_theta": 1.0}))
+    with pytest.raises(InputError, match=rf"{tmp_path / 'base' / 'manifest.json'}: .*{folder}.*build_base"):
+        load_base(tmp_path / "base", smoke_config)
+
+
+def test_a_hub_base_is_found_in_the_local_cache_and_checked(tiny_base, smoke_config, tmp_path, monkeypatch):
+    """A hub id resolves through the local Hugging Face cache at load time (no path is stored), at the
+    revision build_base found; a snapshot whose weights changed since is refused."""
+    import huggingface_hub.constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someone--tiny"
+    shutil.copytree(tiny_base, repo / "snapshots" / commit, ignore=shutil.ignore_patterns("manifest.json"))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    resolve_external({**smoke_config, "base_model": "someone/tiny"}, tmp_path / "base")
+    assert "path" not in json.loads((tmp_path / "base" / "manifest.json").read_text())
+    assert read_manifest(tmp_path / "base")["path"] == str(repo / "snapshots" / commit)
+    with open(repo / "snapshots" / commit / "model.safetensors", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(InputError, match=r"manifest.json: .*someone/tiny.*differs.*build_base"):
+        read_manifest(tmp_path / "base")
 
 
 def test_qwen3_4b_shaped_folder_loads_through_the_base_stage(tiny_base, smoke_config, tmp_path):

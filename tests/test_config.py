@@ -172,7 +172,7 @@ def test_dry_run_lists_every_seed_and_shares_the_base(tmp_path):
 @pytest.mark.parametrize("seeds", ["[]", "[0,0]", "[-1]"])
 def test_bad_seeds_on_the_command_line_name_the_key(seeds, tmp_path):
     r = run_snakemake(tmp_path, "-n", "--config", f"seeds={seeds}", check=False)
-    assert r.returncode != 0 and "config: invalid value at 'seeds" in r.stderr + r.stdout
+    assert r.returncode != 0 and "--config: invalid value at 'seeds" in r.stderr + r.stdout
 
 
 def test_invalid_config_fails_fast_naming_the_key(tmp_path):
@@ -180,6 +180,56 @@ def test_invalid_config_fails_fast_naming_the_key(tmp_path):
     bad.write_text((REPO / "configs/smoke.yaml").read_text() + "\ngenerashuns: 3\n")
     r = run_snakemake(tmp_path / "w", "-n", config=bad, check=False)
     assert r.returncode != 0 and "generashuns" in r.stderr + r.stdout
+
+
+def test_yaml_syntax_error_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seeds: [0]\npopulation: 3\ntraining: {r: 8\ngenerations: 1\n")
+    with pytest.raises(InputError, match=re.escape(f"{bad}:4: invalid YAML (expected ',' or '}}', but got ':')")):
+        load_config(bad)
+
+
+def error_lines(run) -> list[str]:
+    """What Snakemake printed, less its note that the command-line config extends config.yaml."""
+    out = (run.stdout + run.stderr).splitlines()
+    return [line for line in out if line and "is extended by additional config" not in line]
+
+
+def test_a_schema_error_under_snakemake_is_one_line_naming_the_config_file_and_line(tmp_path):
+    """Not rules/common.smk, which only runs the check: the file and line that set the bad key."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((REPO / "configs/smoke.yaml").read_text() + "\nbase:\n  device: cpu\n  dtyp: float32\n")
+    line = len((REPO / "configs/smoke.yaml").read_text().splitlines()) + 4
+    r = run_snakemake(tmp_path / "w", "-n", config=bad, check=False)
+    assert r.returncode == 1 and error_lines(r) == [
+        f"error: {bad}:{line}: invalid value at 'base': Additional properties are not allowed ('dtyp' was unexpected)"
+    ]
+
+
+def test_a_yaml_syntax_error_in_the_default_config_names_it_under_snakemake(tmp_path):
+    """Snakemake's own message names neither file nor line. (It reads --configfile files before the
+    workflow runs, so a syntax error there still gets Snakemake's message.)"""
+    work = tmp_path / "w"
+    work.mkdir()
+    text = (REPO / "config.yaml").read_text()
+    (work / "config.yaml").write_text(text + "\nevaluation: limit: 9\n")
+    r = run_snakemake(work, "-n", check=False)
+    line = len(text.splitlines()) + 2
+    assert r.returncode == 1
+    message = "invalid YAML (mapping values are not allowed here)"
+    assert error_lines(r) == [f"error: {work / 'config.yaml'}:{line}: {message}"]
+
+
+def test_check_config_names_the_file_and_line_snakemake_cannot(tmp_path):
+    from evoswarm.cli import main
+
+    broken, override = tmp_path / "broken.yaml", tmp_path / "override.yaml"
+    broken.write_text("population: 4\ndebate: rounds: 2\n")
+    override.write_text("debate:\n  rounds: two\n")
+    with pytest.raises(SystemExit, match=re.escape(f"error: {broken}:2: invalid YAML (mapping values are not allowed")):
+        main(["check-config", str(REPO / "configs/smoke.yaml"), str(broken)])
+    with pytest.raises(SystemExit, match=re.escape(f"error: {override}:2: invalid value at 'debate.rounds'")):
+        main(["check-config", str(REPO / "configs/smoke.yaml"), str(override)])
 
 
 def test_workflow_lints_clean(tmp_path):

@@ -3,6 +3,7 @@ generated turns; prompt-vote is the base under the personas' prompts; every targ
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -51,22 +52,40 @@ def test_lm_eval_agrees_with_the_debate_scorer(evaluate_stage, tiny_base, tiny_a
     assert ours == theirs
 
 
-def test_missing_adapter_is_a_failed_target(evaluate_stage, tiny_base, smoke_config, tmp_path):
-    import json
+def test_a_failed_target_exits_non_zero_and_leaves_a_failure_record(tiny_base, tmp_path):
+    """Snakemake must see the failure (so a rerun retries it): no result JSON, exit 1, one error line; the
+    record beside it says why, for the report."""
+    import subprocess
+    import sys
 
-    from evoswarm.config import stage_config
+    from evoswarm.layout import eval_failure
 
-    out = tmp_path / "gen0-ghost.json"
-    evaluate_stage.main(
-        stage_config(smoke_config, "evaluate"),
-        "gen0-ghost",
-        str(tiny_base),
-        str(REPO / "data/tasks/test.jsonl"),
-        str(out),
-        adapters=[str(tmp_path / "ghost")],
+    out = tmp_path / "eval" / "gen0-ghost.json"
+    done = subprocess.run(
+        [sys.executable, "workflow/scripts/evaluate_target.py", "--config", "configs/smoke.yaml"]
+        + ["--target", "gen0-ghost", "--base", str(tiny_base), "--adapters", str(tmp_path / "ghost")]
+        + ["--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
-    res = json.loads(out.read_text())
-    assert res["failed"] and "ghost" in res["error"]
+    assert done.returncode == 1 and not out.exists()
+    assert done.stdout.strip().splitlines()[-1] == f"error: target gen0-ghost: adapter {tmp_path / 'ghost'} is missing"
+    record = json.loads(Path(eval_failure(str(out))).read_text())
+    assert record["failed"] and "ghost" in record["error"] and record["evoswarm"]["target"] == "gen0-ghost"
+
+
+def test_a_target_that_succeeds_on_retry_drops_its_failure_record(evaluate_stage, tiny_base, smoke_config, tmp_path):
+    from evoswarm.config import stage_config
+    from evoswarm.io import write_json
+    from evoswarm.layout import eval_failure
+
+    out = tmp_path / "base-sc.json"
+    write_json(eval_failure(str(out)), {"failed": True, "error": "RuntimeError: CUDA out of memory"})
+    config = stage_config(smoke_config, "evaluate")
+    config["evaluation"] = {**config["evaluation"], "limit": 2, "self_consistency_k": 1}
+    evaluate_stage.main(config, "base-sc", str(tiny_base), TEST, str(out))
+    assert not json.loads(out.read_text()).get("failed") and not Path(eval_failure(str(out))).exists()
 
 
 def test_task_file_missing_fields_names_file_and_line(tmp_path):

@@ -16,7 +16,7 @@ from conftest import REPO, SMOKE
 from evoswarm.config import members, stage_config, validate
 from evoswarm.evaluation import result_json
 from evoswarm.io import InputError, write_json, write_jsonl, write_text
-from evoswarm.layout import report_files
+from evoswarm.layout import eval_failure, report_files
 from evoswarm.report import build, to_html, to_markdown
 
 SKILLS = ["arithmetic", "sequence", "category"]
@@ -174,9 +174,12 @@ def test_dev_vs_test_shows_the_selected_agents(tmp_path):
 
 
 def test_a_failed_target_shows_as_failed_and_is_not_compared(tmp_path):
+    """A target whose evaluation failed has no result, only its failure record (the report built by hand)."""
     cfg, files = fake_run(tmp_path)
     path = files["evals"][1]["team-vote"]
-    write_json(path, {"failed": True, "error": "RuntimeError: out of memory", "evoswarm": {"target": "team-vote"}})
+    Path(path).unlink()
+    failure = {"failed": True, "error": "RuntimeError: out of memory", "evoswarm": {"target": "team-vote"}}
+    write_json(eval_failure(path), failure)
     _, _, sections = build(cfg, files, str(tmp_path / "benchmarks"))
     assert sections[0].lines[0] == (
         f"debate vs vote (team-gen0 vs team-vote): not compared, team-vote failed in seed 1 ({path}): "

@@ -1,12 +1,16 @@
 """The base model: build the embedded tiny Qwen3 (tokenizer + pretraining), resolve a hub id or a
 local folder offline, and load whichever it is for the later stages.
 
-`results/base/manifest.json` always says where the weights are, so every later stage loads the base
-the same way whatever its source.
+`results/base/manifest.json` names the weights by what they are, never by an absolute path, so a copied
+or moved project loads its own base: `source_type` is `embedded` (the weights are the base folder
+itself), `folder` (`source`, as the config gave it) or `hub` (`source` found in the local Hugging Face
+cache at `revision`). Its `fingerprint` is checked whenever a stage reads the manifest, so a base that
+changed since build_base is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -172,6 +176,7 @@ def build_embedded(config: dict, corpus_path: str | Path, format_path: str | Pat
     n_params = sum(p.numel() for p in model.parameters())
     manifest = {
         "source": "embedded",
+        "source_type": "embedded",
         "params": n_params,
         "vocab_size": len(tokenizer),
         "pretrain_steps": cfg["pretrain_steps"],
@@ -183,51 +188,106 @@ def build_embedded(config: dict, corpus_path: str | Path, format_path: str | Pat
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        manifest["path"] = str(Path(out).resolve())
         manifest["sha256"] = sha256_file(tmp / "model.safetensors")
+        manifest["fingerprint"] = fingerprint(tmp)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    return {**manifest, "path": str(Path(out).resolve())}
+
+
+# What loading a base reads besides the weights: config, generation config, tokenizer, chat template,
+# the safetensors index. Hashed whole; they are small (Qwen3's tokenizer.json is 11 MB).
+FINGERPRINT_SUFFIXES = (".json", ".jinja", ".txt", ".model")
+
+
+def fingerprint(folder: Path) -> str:
+    """A sha256 over a model folder's config and tokenizer files and each *.safetensors file's name, size
+    and header (tensor names, dtypes, shapes, offsets). Not over the tensor data: hashing a 4B model's
+    8 GB on every stage's load would take a minute; a changed size, header or config is what a swapped or
+    re-downloaded model shows."""
+    h = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        if not f.is_file() or f.name == "manifest.json":
+            continue
+        if f.suffix == ".safetensors":
+            with f.open("rb") as weights:
+                head = weights.read(8)
+                header = weights.read(min(int.from_bytes(head, "little"), 100 << 20)) if len(head) == 8 else b""
+            h.update(f"{f.name}\0{f.stat().st_size}\0".encode() + head + header)
+        elif f.suffix in FINGERPRINT_SUFFIXES:
+            h.update(f"{f.name}\0".encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def find_in_hub_cache(name: str, revision: str | None) -> Path | None:
+    """The snapshot folder of hub id `name` at `revision` in the local Hugging Face cache, or None."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, revision=revision, local_files_only=True))
+    except Exception:  # not a repo id, not cached, revision unknown: all mean "not here"
+        return None
 
 
 def resolve_external(config: dict, out: str | Path) -> dict:
-    """For a hub id or local folder: find the weights offline and write a manifest naming them."""
+    """For a hub id or local folder: find the weights offline and write a manifest naming them by source,
+    revision and fingerprint. Returns the manifest with `path`, the folder found."""
     name, rev = config["base_model"], config["base"]["revision"]
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        if not (folder / "config.json").is_file():
-            raise InputError(f"base_model: folder {folder} has no config.json")
-        path = folder.resolve()
-    else:
-        from huggingface_hub import snapshot_download
-
-        try:
-            path = Path(snapshot_download(name, revision=rev, local_files_only=True))
-        except Exception as e:
-            raise InputError(
-                f"base_model: '{name}' is neither a local folder nor in the local Hugging Face cache "
-                f"({type(e).__name__}). Download it where the hub is reachable "
-                f"(`hf download {name}`) and copy the cache here, or set base_model to a local folder."
-            ) from None
+    # A local folder as the config names it (relative to the working directory), else a hub id.
+    is_folder = Path(name).expanduser().is_dir()
+    path = Path(name).expanduser().resolve() if is_folder else find_in_hub_cache(name, rev)
+    if path is None:
+        raise InputError(
+            f"base_model: '{name}' is neither a local folder nor in the local Hugging Face cache. Download it "
+            f"where the hub is reachable (`hf download {name}`) and copy the cache here, or set base_model to a "
+            f"local folder."
+        )
+    if not (path / "config.json").is_file():
+        raise InputError(f"base_model: folder {path} has no config.json")
     weights = sorted(path.glob("*.safetensors"))
     if not weights:
         raise InputError(f"base_model: {path} has no *.safetensors weights (only safetensors are loaded)")
     manifest = {
         "source": name,
-        "revision": rev or path.name,
-        "path": str(path),
+        "source_type": "folder" if is_folder else "hub",
+        # A hub snapshot's folder is named by its commit: the copy found now, whatever `main` points to later.
+        "revision": None if is_folder else path.name,
         "config_sha256": sha256_file(path / "config.json"),
         "weights": {w.name: w.stat().st_size for w in weights},
+        "fingerprint": fingerprint(path),
     }
     with atomic_path(Path(out), is_dir=True) as tmp:
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    return {**manifest, "path": str(path)}
 
 
 def read_manifest(base_dir: str | Path) -> dict:
-    path = Path(base_dir) / "manifest.json"
+    """The manifest build_base wrote into `base_dir`, with `path`: the folder holding the weights, found
+    from the manifest's source and checked against its fingerprint. Raises InputError naming the manifest
+    when the weights are gone or changed (rerun build_base)."""
+    base_dir = Path(base_dir)
+    path = base_dir / "manifest.json"
     if not path.is_file():
         raise InputError(f"{path}: base model manifest not found (run the build_base stage)")
-    return json.loads(path.read_text())
+    rerun = "rerun build_base (snakemake --forcerun build_base)"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"{path}: not a JSON manifest; {rerun}") from None
+    if not isinstance(manifest, dict) or "fingerprint" not in manifest:
+        raise InputError(f"{path}: written by an older evoswarm (an absolute weights path, no fingerprint); {rerun}")
+    if manifest["source_type"] == "embedded":
+        folder = base_dir.resolve()
+    elif manifest["source_type"] == "folder":
+        folder = Path(manifest["source"]).expanduser().resolve()
+    else:
+        folder = find_in_hub_cache(manifest["source"], manifest["revision"])
+    if folder is None or not folder.is_dir():
+        raise InputError(f"{path}: base {manifest['source']} is no longer there; {rerun}")
+    if fingerprint(folder) != manifest["fingerprint"]:
+        raise InputError(
+            f"{path}: base {manifest['source']} at {folder} differs from what build_base recorded; {rerun}"
+        )
+    return {**manifest, "path": str(folder)}
 
 
 def pick_device(pref: str = "auto") -> str:

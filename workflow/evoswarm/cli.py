@@ -3,6 +3,7 @@
 evoswarm debate --topic "消費税減税は日本経済にプラスか？" --adapters A B C --rounds 3
 evoswarm serve --base results/base --adapters results/seed0/gen0/adapters/* --port 8000
 evoswarm world --out data --seed 0
+evoswarm check-config config.yaml configs/smoke.yaml
 """
 
 from __future__ import annotations
@@ -82,6 +83,20 @@ def cmd_world(a) -> None:
     print(f"wrote the embedded world (seed {a.seed}) under {a.out}")
 
 
+def cmd_check_config(a) -> None:
+    """Snakemake reads --configfile files before the workflow runs and reports a YAML syntax error there
+    without file or line; this reads and merges them as Snakemake does, with errors naming file and line."""
+    from snakemake.utils import update_config
+
+    from evoswarm.config import key_locator, read_yaml_config, validate
+
+    merged: dict = {}
+    for f in a.files:
+        update_config(merged, read_yaml_config(f))
+    validate(merged, " + ".join(a.files), key_locator(a.files))
+    print(f"{' + '.join(a.files)}: valid")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="evoswarm", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -108,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--out", default="data")
     w.add_argument("--seed", type=int, default=0)
     w.set_defaults(func=cmd_world)
+    c = sub.add_parser("check-config", help="validate config files merged in order, as Snakemake merges them")
+    c.add_argument("files", nargs="+", help="e.g. config.yaml configs/smoke.yaml (a later file wins)")
+    c.set_defaults(func=cmd_check_config)
     a = ap.parse_args(argv)
     from evoswarm.io import InputError
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema
@@ -32,10 +33,11 @@ def _with_defaults(validator_cls):
     return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
 
 
-def validate(config: dict, source: str = "config") -> dict:
+def validate(config: dict, source: str = "config", locate: Callable[[list], str] | None = None) -> dict:
     """Validate `config` against the schema, fill defaults, and run cross-key checks.
 
-    Raises InputError naming the offending key.
+    Raises InputError naming the offending key, after `source` or, for a schema error, after
+    `locate(key path)`: where that key is set (see key_locator).
     """
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     if "seed" in config:
@@ -49,7 +51,10 @@ def validate(config: dict, source: str = "config") -> dict:
     if errors:
         e = errors[0]
         key = ".".join(str(p) for p in e.absolute_path) or "(top level)"
-        raise InputError(f"{source}: invalid value at '{key}': {e.message}")
+        path = list(e.absolute_path)
+        if e.validator == "additionalProperties":  # where the unexpected key itself is set
+            path += [k for k in e.instance if k not in e.schema.get("properties", {})][:1]
+        raise InputError(f"{locate(path) if locate else source}: invalid value at '{key}': {e.message}")
     _check(config, source)
     return config
 
@@ -96,17 +101,77 @@ def _check(config: dict, source: str) -> None:
         )
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> dict:
-    """Read a YAML config file, apply overrides, validate. Relative data paths stay relative to the cwd."""
+def read_yaml_config(path: str | Path) -> dict:
+    """A YAML config file's mapping; a syntax error raises InputError naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: config file not found")
     try:
-        config = yaml.safe_load(path.read_text()) or {}
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        raise InputError(f"{path}:{mark.line + 1}: invalid YAML ({e.problem or e.context})") from None
     except yaml.YAMLError as e:
-        raise InputError(f"{path}: invalid YAML: {e}") from None
+        raise InputError(f"{path}: invalid YAML ({e})") from None
+    if not isinstance(config, dict | None):
+        raise InputError(f"{path}: a config file maps keys to values (found a {type(config).__name__})")
+    return config or {}
+
+
+def _yaml_key_line(node, path: list) -> int | None:
+    """The line (1-based) of `path` (mapping keys, list indices) in a composed YAML document, or None."""
+    line = None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            # The last of duplicate keys, the one PyYAML keeps.
+            entry = next(((k, v) for k, v in reversed(node.value) if k.value == str(part)), None)
+            if entry is None:
+                return None
+            line, node = entry[0].start_mark.line + 1, entry[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return None
+    return line
+
+
+def _sets(value, path: list) -> bool:
+    for part in path:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            return False
+    return True
+
+
+def key_locator(files: list[str | Path], overrides: dict | None = None) -> Callable[[list], str]:
+    """For a config merged from YAML `files` (a later one wins, as Snakemake merges its config files) and
+    then `overrides` (Snakemake's --config): a function naming where a key path is set: '--config', or
+    'file:line' of the last file that sets it; all the files when none does (a missing key)."""
+    documents = [(str(f), yaml.compose(Path(f).read_text(encoding="utf-8"))) for f in files]
+
+    def locate(path: list) -> str:
+        if path and overrides and _sets(overrides, path):
+            return "--config"
+        for name, document in reversed(documents):
+            line = _yaml_key_line(document, path) if path else None
+            if line:
+                return f"{name}:{line}"
+        return " + ".join(name for name, _ in documents) or "config"
+
+    return locate
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> dict:
+    """Read a YAML config file, apply overrides, validate. Relative data paths stay relative to the cwd."""
+    config = read_yaml_config(path)
     config.update(overrides or {})
-    return validate(config, str(path))
+    return validate(config, str(path), key_locator([path], overrides))
 
 
 def derive_seed(run_seed: int, *parts) -> int:

@@ -75,6 +75,12 @@ def eval_json(results: str, seed, target: str, arm: str = "") -> str:
     return f"{replicate_dir(results, seed, arm)}/eval/{target}.json"
 
 
+def eval_failure(eval_json_path: str) -> str:
+    """The record a failed evaluation leaves beside its missing result (`<target>.failed.json`): not a rule's
+    output, so Snakemake keeps it and still reruns the target; the report shows it when built by hand."""
+    return eval_json_path.removesuffix(".json") + ".failed.json"
+
+
 def study_table(results: str, ext: str) -> str:
     """`ext`: md or csv."""
     return f"{results}/{STUDY}/table.{ext}"

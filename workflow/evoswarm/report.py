@@ -20,6 +20,7 @@ from pathlib import Path
 from evoswarm.adapters import read_lineage
 from evoswarm.config import derive_seed, gen0_members
 from evoswarm.io import InputError, read_jsonl
+from evoswarm.layout import eval_failure
 from evoswarm.stats import Estimate, Scored, accuracy, paired_difference, scored_from_per_item, verdict
 
 TARGET_NOTES = {
@@ -58,7 +59,8 @@ class Section:
 
 
 def load_evals(paths: dict[int, dict[str, str]]) -> dict[str, dict[int, dict]]:
-    """target -> seed -> eval JSON, from {seed: {target: path}}. A missing file raises InputError naming it."""
+    """target -> seed -> eval JSON, from {seed: {target: path}}; for a target whose evaluation failed, its
+    failure record (layout.eval_failure). A file missing with no failure record raises InputError naming it."""
     seeds = sorted(paths)
     targets = list(paths[seeds[0]])
     for s in seeds:
@@ -67,6 +69,8 @@ def load_evals(paths: dict[int, dict[str, str]]) -> dict[str, dict[int, dict]]:
     out: dict[str, dict[int, dict]] = {t: {} for t in targets}
     for s in seeds:
         for t, p in paths[s].items():
+            if not Path(p).is_file() and Path(eval_failure(p)).is_file():
+                p = eval_failure(p)
             if not Path(p).is_file():
                 raise InputError(f"{p}: evaluation result missing (target {t}, seed {s})")
             try:

@@ -31,6 +31,7 @@ from evoswarm.evaluation import (
 )
 from evoswarm.fitness import read_fitness_csv
 from evoswarm.io import InputError, write_json
+from evoswarm.layout import eval_failure
 from evoswarm.population import load_items
 from evoswarm.selection import ranked
 
@@ -149,14 +150,16 @@ def main(
     population: int = 3,
     systems: dict[str, str] | None = None,
 ) -> None:
+    failure = Path(eval_failure(out))
     try:
         res = evaluate(config, target, base, tasks, adapters or [], fitness, population, systems or {})
-    except Exception as e:  # recorded, so a failed target shows as failed in the report, never drops out
-        res = {"failed": True, "error": f"{type(e).__name__}: {e}", "evoswarm": {"target": target}}
-        print(f"error: target {target} failed: {res['error']}", flush=True)
-        write_json(out, res)
-        return
+    except Exception as e:
+        # Recorded for the report, and raised: the job fails, so Snakemake reruns it next time (a
+        # transient out-of-memory is retried), where a result JSON saying "failed" would count as done.
+        write_json(failure, {"failed": True, "error": f"{type(e).__name__}: {e}", "evoswarm": {"target": target}})
+        raise
     write_json(out, res)
+    failure.unlink(missing_ok=True)
     print(
         f"{target}: accuracy {accuracy(res):.3f} on {res['n-samples']['evoswarm_mc']['effective']} items "
         f"({res['evoswarm']['evaluator']}); budget {res['evoswarm']['budget']}"
