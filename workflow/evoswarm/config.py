@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from evoswarm.io import InputError
+from evoswarm.io import InputError, read_text
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
@@ -102,9 +102,11 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
     if not path.is_file():
         raise InputError(f"{path}: config file not found")
     try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
+        config = yaml.safe_load(read_text(path)) or {}
+    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: a date such as 2024-02-30
         raise InputError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: expected a mapping of config keys, got {type(config).__name__}")
     config.update(overrides or {})
     return validate(config, str(path))
 
