@@ -42,6 +42,7 @@ rule select:
 rule breed:
     input:
         unpack(breed_inputs),
+        base=base_dir(),
     output:
         directory(layout.bred_dir(R, "{seed}", "{bred}", "{agent}", "{arm}")),
     log:

@@ -136,6 +136,26 @@ def test_members():
     assert members(c, 2) == ["s00", "s01", "s02", "s03", "s04"]
 
 
+@pytest.mark.parametrize("name", ["critic-best", "best"])
+def test_a_persona_name_read_as_a_best_target_is_refused(name):
+    """gen0-<name> would be parsed as the target gen<g>-best: the persona could never be evaluated."""
+    c = base_config()
+    c["personas"][1]["name"] = name
+    with pytest.raises(InputError, match=rf"personas\[1\]\.name '{name}'.*gen<g>-best"):
+        validate(c)
+
+
+def test_a_persona_named_like_another_personas_copy_is_refused():
+    """Population 4 over [critic, critic-1, ideator] copies critic as slot 'critic-1', the second persona's name."""
+    c = base_config()
+    c["personas"][1]["name"] = "critic-1"
+    c["population"] = 4
+    with pytest.raises(InputError, match=r"personas\[1\]\.name 'critic-1' is also the slot of persona critic's copy"):
+        validate(c)
+    c["population"] = 3  # no copies, no clash
+    assert members(validate(c), 0) == ["critic", "critic-1", "ideator"]
+
+
 def test_missing_config_file():
     with pytest.raises(InputError, match="not found"):
         load_config("nope.yaml")

@@ -11,11 +11,13 @@ import math
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from evoswarm.io import InputError, atomic_path, sha256_file
+from evoswarm.io import InputError, atomic_path, read_json, sha256_file
 
 WEIGHTS = "adapter_model.safetensors"
+PICKLE_WEIGHTS = "adapter_model.bin"
 CONFIG = "adapter_config.json"
 LINEAGE = "lineage.json"
 
@@ -27,13 +29,19 @@ def base_identity(manifest: dict) -> str:
 
 
 def read_adapter(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(adapter_config, tensors) of an adapter folder; rejects missing files and NaN/Inf weights."""
+    """(adapter_config, tensors) of an adapter folder; rejects missing, pickle, unreadable and NaN/Inf weights."""
     path = Path(path)
+    # PEFT and vLLM would load a pickle beside or instead of the safetensors; pickles run code when loaded.
+    if (path / PICKLE_WEIGHTS).exists():
+        raise InputError(f"{path}: holds {PICKLE_WEIGHTS} (pickle); only {WEIGHTS} is accepted")
     for name in (CONFIG, WEIGHTS):
         if not (path / name).is_file():
             raise InputError(f"{path}: adapter folder has no {name}")
-    config = json.loads((path / CONFIG).read_text())
-    tensors = load_file(str(path / WEIGHTS))
+    config = read_json(path / CONFIG)
+    try:
+        tensors = load_file(str(path / WEIGHTS))
+    except SafetensorError as e:
+        raise InputError(f"{path}: {WEIGHTS} is not a readable safetensors file ({e})") from None
     for key, t in tensors.items():
         if not torch.isfinite(t).all():
             raise InputError(f"{path}: tensor {key} holds NaN or Inf")
@@ -44,7 +52,22 @@ def read_lineage(path: str | Path) -> dict:
     p = Path(path) / LINEAGE
     if not p.is_file():
         raise InputError(f"{path}: adapter folder has no {LINEAGE}")
-    return json.loads(p.read_text())
+    return read_json(p)
+
+
+def verify_adapter(path: str | Path, manifest: dict) -> tuple[dict, dict[str, torch.Tensor], dict]:
+    """(adapter_config, tensors, lineage) of an adapter folder that a stage breeds from or copies: on
+    this run's base, readable finite safetensors, and weights that still hash to lineage's sha256."""
+    lineage = read_lineage(path)
+    check_base(path, manifest)
+    config, tensors = read_adapter(path)
+    sha = sha256_file(Path(path) / WEIGHTS)
+    if lineage.get("sha256") != sha:
+        raise InputError(
+            f"{path}: {WEIGHTS} has sha256 {sha[:12]}, but {LINEAGE} records {str(lineage.get('sha256'))[:12]}: "
+            "the weights changed after they were written"
+        )
+    return config, tensors, lineage
 
 
 def lora_factors(tensors: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from evoswarm.io import InputError, atomic_path, read_jsonl, sha256_file
+from evoswarm.io import InputError, atomic_path, read_text, sha256_file
+from evoswarm.training import load_chats
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
@@ -159,15 +160,15 @@ def build_embedded(config: dict, corpus_path: str | Path, format_path: str | Pat
     corpus_path = Path(corpus_path)
     if not corpus_path.is_file():
         raise InputError(f"{corpus_path}: corpus file not found")
-    corpus = [ln for ln in corpus_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    corpus = [ln for ln in read_text(corpus_path).splitlines() if ln.strip()]
     if not corpus:
         raise InputError(f"{corpus_path}: empty corpus")
-    chats = read_jsonl(format_path, required=["messages"])
+    chats = load_chats(format_path)
     t0 = time.time()
     # The tokenizer sees the task and persona texts too, so both languages tokenize compactly.
     tok_texts = corpus + [m["content"] for c in chats for m in c["messages"]]
     for p in config["personas"]:
-        tok_texts += [m["content"] for c in read_jsonl(p["data"], ["messages"]) for m in c["messages"]]
+        tok_texts += [m["content"] for c in load_chats(p["data"]) for m in c["messages"]]
     tokenizer = build_tokenizer(tok_texts, cfg["vocab_size"])
     torch.manual_seed(seed)
     model = build_model(tokenizer, cfg)

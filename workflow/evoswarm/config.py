@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from evoswarm.io import InputError
+from evoswarm.io import InputError, read_text
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
@@ -67,6 +67,19 @@ def _check(config: dict, source: str) -> None:
         raise InputError(
             f"{source}: 'population' ({config['population']}) is smaller than the number of personas ({len(names)})"
         )
+    copies = _gen0_slot_names(names, config["population"])[len(names) :]
+    for i, name in enumerate(names):
+        # evaluate_target and the report read a target ending in '-best' as a generation's best agent.
+        if name == "best" or name.endswith("-best"):
+            raise InputError(
+                f"{source}: personas[{i}].name {name!r}: its target gen0-{name} would read as gen<g>-best; rename it"
+            )
+        if name in copies:
+            copied = names[(len(names) + copies.index(name)) % len(names)]
+            raise InputError(
+                f"{source}: personas[{i}].name {name!r} is also the slot of persona {copied}'s copy "
+                f"(population {config['population']} repeats personas as '<name>-<k>'); rename it"
+            )
     evo = config["evolution"]
     if config["population"] < evo["elites"] + 1:
         raise InputError(
@@ -107,13 +120,11 @@ def read_yaml_config(path: str | Path) -> dict:
     if not path.is_file():
         raise InputError(f"{path}: config file not found")
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
+        config = yaml.safe_load(read_text(path))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         raise InputError(f"{path}:{mark.line + 1}: invalid YAML ({e.problem or e.context})") from None
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: a date such as 2024-02-30
         raise InputError(f"{path}: invalid YAML ({e})") from None
     if not isinstance(config, dict | None):
         raise InputError(f"{path}: a config file maps keys to values (found a {type(config).__name__})")
@@ -180,14 +191,17 @@ def derive_seed(run_seed: int, *parts) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
+def _gen0_slot_names(names: list[str], population: int) -> list[str]:
+    """Generation 0's slot names: slot i is persona i mod n, named '<name>-<k>' from its k-th copy on."""
+    n = len(names)
+    return [names[i % n] if i < n else f"{names[i % n]}-{i // n}" for i in range(population)]
+
+
 def gen0_members(config: dict) -> dict[str, dict]:
     """Generation 0's slots -> persona. With P > personas, persona k repeats as '<name>-<k>' (another seed)."""
     personas = config["personas"]
-    members = {}
-    for i in range(config["population"]):
-        p = personas[i % len(personas)]
-        members[p["name"] if i < len(personas) else f"{p['name']}-{i // len(personas)}"] = p
-    return members
+    slots = _gen0_slot_names([p["name"] for p in personas], config["population"])
+    return {slot: personas[i % len(personas)] for i, slot in enumerate(slots)}
 
 
 def members(config: dict, gen: int) -> list[str]:

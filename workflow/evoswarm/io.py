@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 
@@ -16,29 +16,68 @@ class InputError(ValueError):
     """Bad input: the message names the file, line or config key."""
 
 
-def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict]:
-    """Read a JSONL file; a malformed line or a missing field raises InputError naming file:line."""
+def read_jsonl(
+    path: str | Path, required: Iterable[str] = (), check: Callable[[dict], str | None] | None = None
+) -> list[dict]:
+    """Read a JSONL file of objects. A line that is not UTF-8, not a JSON object, lacks a `required`
+    field, or for which `check(row)` returns a problem, raises InputError naming file:line."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = _decode(raw, path, lineno)
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object")
+            row = _parse(line, path, lineno)
             missing = [k for k in required if k not in row]
             if missing:
                 raise InputError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
+            problem = check(row) if check else None
+            if problem:
+                raise InputError(f"{path}:{lineno}: {problem}")
             rows.append(row)
     if not rows:
         raise InputError(f"{path}: empty file")
     return rows
+
+
+def read_json(path: str | Path) -> dict:
+    """Read a JSON object from `path`; a missing file, non-UTF-8 bytes or invalid JSON raise InputError
+    naming the file (and line)."""
+    return _parse(read_text(path), Path(path))
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file; a missing file or bytes that are not UTF-8 raise InputError naming file:line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    return _decode(path.read_bytes(), path)
+
+
+def _decode(raw: bytes, path: Path, lineno: int | None = None) -> str:
+    """`raw` (line `lineno` of `path`, or the whole file) as text; bytes that are not UTF-8 name file:line."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = lineno or raw.count(b"\n", 0, e.start) + 1
+        raise InputError(f"{path}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x})") from None
+
+
+def _parse(text: str, path: Path, lineno: int | None = None) -> dict:
+    """A JSON object from `text` (line `lineno` of `path`, or the whole file), else InputError naming file:line."""
+    where = f"{path}:{lineno}" if lineno else str(path)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}:{lineno or e.lineno}: invalid JSON ({e.msg})") from None
+    except (ValueError, RecursionError) as e:  # a number of 5000 digits, nesting deeper than the stack
+        raise InputError(f"{where}: invalid JSON ({type(e).__name__})") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: expected a JSON object")
+    return obj
 
 
 @contextlib.contextmanager

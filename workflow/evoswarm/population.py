@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evoswarm.adapters import check_base, read_adapter, read_lineage
+from evoswarm.adapters import verify_adapter
 from evoswarm.base_model import read_manifest
 from evoswarm.debate import Agent
-from evoswarm.io import InputError, read_jsonl
+from evoswarm.io import read_jsonl
 
 
 def load_agents(backend, base_dir: str, adapter_dirs: list[str]) -> list[Agent]:
@@ -15,20 +15,29 @@ def load_agents(backend, base_dir: str, adapter_dirs: list[str]) -> list[Agent]:
     manifest = read_manifest(base_dir)
     agents = []
     for d in adapter_dirs:
-        read_adapter(d)  # rejects missing files and NaN/Inf before the backend sees them
-        check_base(d, manifest)
-        lineage = read_lineage(d)
+        _, _, lineage = verify_adapter(d, manifest)  # before the backend sees it
         name = Path(d).name
         backend.add_adapter(name, str(Path(d).resolve()))
         agents.append(Agent(name=name, system=lineage.get("system", ""), adapter=name, sha=lineage["sha256"]))
     return agents
 
 
+def item_problem(item: dict) -> str | None:
+    """What breaks the task contract (DESIGN.md section 3) in one item, or None."""
+    for key in ("id", "question", "answer"):
+        if not isinstance(item[key], str) or not item[key].strip():
+            return f"'{key}' must be a non-empty string"
+    ch = item.get("choices")
+    if ch is not None and (
+        not isinstance(ch, list) or len(ch) < 2 or not all(isinstance(c, str) for c in ch) or item["answer"] not in ch
+    ):
+        return "'choices' must be a list of 2+ texts containing the answer"
+    if not isinstance(item.get("skill", ""), str):
+        return "'skill' must be a string"
+    return None
+
+
 def load_items(path: str, limit: int | None = None) -> list[dict]:
     """Task items; fields required by the task contract are checked with file:line errors."""
-    items = read_jsonl(path, required=["id", "question", "answer"])
-    for i, it in enumerate(items, 1):
-        ch = it.get("choices")
-        if ch is not None and (not isinstance(ch, list) or len(ch) < 2 or it["answer"] not in ch):
-            raise InputError(f"{path}:{i}: 'choices' must be a list of 2+ texts containing the answer")
+    items = read_jsonl(path, required=["id", "question", "answer"], check=item_problem)
     return items[:limit] if limit else items

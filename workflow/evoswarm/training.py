@@ -21,19 +21,22 @@ from evoswarm.prompts import TemplateError, render
 ROLES = {"system", "user", "assistant"}
 
 
+def chat_problem(row: dict) -> str | None:
+    """What is wrong with one chat line ({"messages": [...]}), or None."""
+    msgs = row["messages"]
+    if not isinstance(msgs, list) or not msgs:
+        return "'messages' must be a non-empty list"
+    for m in msgs:
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            return f"each message needs a role in {sorted(ROLES)} and string content"
+    if not any(m["role"] == "assistant" for m in msgs):
+        return "conversation has no assistant turn"
+    return None
+
+
 def load_chats(path: str | Path) -> list[dict]:
     """Persona SFT chats; a line without a valid assistant turn raises InputError naming file:line."""
-    rows = read_jsonl(path, required=["messages"])
-    for lineno, row in enumerate(rows, 1):
-        msgs = row["messages"]
-        where = f"{path}: chat {lineno}"
-        if not isinstance(msgs, list) or not msgs:
-            raise InputError(f"{where}: 'messages' must be a non-empty list")
-        for m in msgs:
-            if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-                raise InputError(f"{where}: each message needs a role in {sorted(ROLES)} and string content")
-        if not any(m["role"] == "assistant" for m in msgs):
-            raise InputError(f"{where}: conversation has no assistant turn")
+    rows = read_jsonl(path, required=["messages"], check=chat_problem)
     return [{"messages": r["messages"]} for r in rows]
 
 

@@ -3,27 +3,29 @@ crossover in weight-delta space and mutation (model-free: imports torch and safe
 child's Lamarckian step, if any, is the next stage (lamarck.py).
 
 By hand: python workflow/scripts/breed.py --config config.yaml --selection results/seed0/gen0/selection.json \
-             --parents-dir results/seed0/gen0/adapters --slot s01 --out results/seed0/gen1/bred/s01
+             --parents-dir results/seed0/gen0/adapters --slot s01 --out results/seed0/gen1/bred/s01 \
+             --base results/base
 """
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
 from evoswarm import stage
-from evoswarm.adapters import LINEAGE, factors_to_tensors, read_adapter, read_lineage, write_adapter
+from evoswarm.adapters import factors_to_tensors, verify_adapter, write_adapter, write_lineage
+from evoswarm.base_model import read_manifest
 from evoswarm.crossover import crossover_adapters
-from evoswarm.io import InputError, atomic_path
+from evoswarm.io import InputError, atomic_path, read_json
 from evoswarm.mutation import mutate
 
 
-def main(config: dict, selection: str, parents_dir: str, slot: str, out: str) -> None:
-    plan = json.loads(Path(selection).read_text())
+def main(config: dict, selection: str, parents_dir: str, slot: str, out: str, base: str) -> None:
+    plan = read_json(selection)
     gen = plan["generation"] + 1
+    manifest = read_manifest(base)
     if slot in plan["elites"]:
         src = Path(parents_dir) / plan["elites"][slot]
-        lineage = read_lineage(src)
+        _, _, lineage = verify_adapter(src, manifest)  # an elite is checked as a child's parents are
         with atomic_path(out, is_dir=True) as tmp:
             shutil.copytree(src, tmp, dirs_exist_ok=True)
             lineage.update(
@@ -34,17 +36,18 @@ def main(config: dict, selection: str, parents_dir: str, slot: str, out: str) ->
                 params={},
                 parent_generation=plan["generation"],
             )
-            (tmp / LINEAGE).write_text(json.dumps(lineage, indent=2, ensure_ascii=False) + "\n")
-        print(f"{slot}: elite copy of {src.name} (sha {lineage['sha256'][:12]})")
+            sha = write_lineage(tmp, lineage)  # the sha of the copy, as written
+        print(f"{slot}: elite copy of {src.name} (sha {sha[:12]})")
         return
     if slot not in plan["children"]:
         raise InputError(f"{selection}: slot {slot!r} is neither an elite nor a child")
     child = plan["children"][slot]
-    paths = [Path(parents_dir) / p for p in child["parents"]]
-    parents = [read_adapter(p) for p in paths]
+    # Every parent is checked (base first) before crossover compares their modules.
+    verified = [verify_adapter(Path(parents_dir) / p, manifest) for p in child["parents"]]
+    parents = [(config_p, tensors) for config_p, tensors, _ in verified]
     config_c, factors = crossover_adapters(parents, child["weights"], child["operator"], child["rank"])
     mutated = mutate(factors, child["seed"], child["mutation"])
-    lineages = [read_lineage(p) for p in paths]
+    lineages = [lineage for _, _, lineage in verified]
     first = lineages[0]  # the child speaks with its first (highest-ranked) parent's voice
     lineage = {
         "generation": gen,
@@ -81,6 +84,7 @@ if sm:
             parents_dir=str(Path(sm.input.adapters[0]).parent),
             slot=sm.wildcards.agent,
             out=sm.output[0],
+            base=sm.input.base,
         ),
         sm.log[0],
         sm.threads,
@@ -94,6 +98,7 @@ elif __name__ == "__main__":
     ap.add_argument("--parents-dir", required=True)
     ap.add_argument("--slot", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--base", default="results/base")
     a = ap.parse_args()
     stage.run(
         main,
@@ -103,5 +108,6 @@ elif __name__ == "__main__":
             parents_dir=a.parents_dir,
             slot=a.slot,
             out=a.out,
+            base=a.base,
         ),
     )
