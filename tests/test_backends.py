@@ -1,7 +1,11 @@
 """The backends agree: each agent's greedy output is the same whatever the batch layout,
 in process or through the OpenAI-compatible server."""
 
+import json
+import shutil
 import threading
+import urllib.error
+import urllib.request
 
 import pytest
 from conftest import REPO
@@ -29,11 +33,33 @@ def requests_():
 
 
 @pytest.fixture(scope="module")
-def server(backend, tiny_adapters):
-    srv = make_server(backend, [str(next(iter(tiny_adapters.values())).parent)], port=0)
+def served_dir(tmp_path_factory):
+    """A folder the server may load adapters from, for the hostile adapters of the tests."""
+    return tmp_path_factory.mktemp("served")
+
+
+@pytest.fixture(scope="module")
+def server(backend, tiny_base, tiny_adapters, served_dir):
+    allowed = [str(next(iter(tiny_adapters.values())).parent), str(served_dir)]
+    srv = make_server(backend, str(tiny_base), allowed, port=0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
     srv.shutdown()
+
+
+def _post(url: str, body: dict) -> tuple[int, str]:
+    """(HTTP status, answer text) of one POST."""
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def _served(url: str) -> list[str]:
+    with urllib.request.urlopen(url + "/models", timeout=60) as r:
+        return [m["id"] for m in json.loads(r.read())["data"]]
 
 
 def test_greedy_outputs_identical_across_batch_layouts(backend, requests_, server):
@@ -74,8 +100,6 @@ def test_scores_agree_in_process_and_through_server(backend, requests_, server):
 
 
 def test_server_confines_adapter_paths_and_reports_unknown_models(server, backend, tiny_adapters, tmp_path):
-    import shutil
-
     client = OpenAIBackend(server, backend.tok, retries=0)
     shutil.copytree(tiny_adapters["critic"], tmp_path / "evil")
     with pytest.raises(ServerError, match="outside the allowed"):
@@ -113,9 +137,6 @@ def test_smoke_debate_through_serve_and_openai_matches_hf(backend, server, tiny_
 
 
 def test_adapter_from_another_base_is_refused(backend, tiny_base, tiny_adapters, tmp_path):
-    import json
-    import shutil
-
     from evoswarm.io import InputError
 
     alien = tmp_path / "alien"
@@ -149,3 +170,63 @@ def test_open_topic_cli_prints_transcript_and_judge(tiny_base, tiny_adapters, ca
     )
     out = capsys.readouterr().out
     assert "[round 1] critic:" in out and "[round 2] ideator:" in out and "judge:" in out
+
+
+def _hostile_copy(src, dest, kind: str):
+    """A copy of adapter `src` at `dest` holding NaN, pickled weights, or another base's lineage."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dest)
+    weights = dest / "adapter_model.safetensors"
+    if kind == "nan":
+        tensors = load_file(str(weights))
+        key = sorted(tensors)[0]
+        tensors[key][0, 0] = float("nan")
+        save_file(tensors, str(weights))
+    elif kind == "pickle":
+        torch.save(load_file(str(weights)), dest / "adapter_model.bin")
+        weights.unlink()
+    elif kind == "alien":
+        lineage = json.loads((dest / "lineage.json").read_text())
+        (dest / "lineage.json").write_text(json.dumps({**lineage, "base": "Qwen/Qwen3-4B@0123"}))
+    return dest
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [("nan", "holds NaN or Inf"), ("pickle", "has no adapter_model.safetensors"), ("alien", "trained on base")],
+)
+def test_server_checks_adapters_as_the_pipeline_does(server, tiny_adapters, served_dir, kind, message):
+    bad = _hostile_copy(tiny_adapters["critic"], served_dir / f"bad-{kind}", kind)
+    status, text = _post(server + "/load_lora_adapter", {"lora_name": f"bad-{kind}", "lora_path": str(bad)})
+    assert status == 400 and message in text
+    assert f"bad-{kind}" not in _served(server)
+
+
+def test_failed_reload_keeps_the_served_adapter_and_base_names_are_reserved(server, tiny_adapters, served_dir):
+    bad = _hostile_copy(tiny_adapters["critic"], served_dir / "nan-critic", "nan")
+    before = _post(server + "/completions", {"model": "critic", "prompt": "Q: 1 + 1?", "max_tokens": 6})
+    for name in ("critic", "base", "__base__"):
+        status, text = _post(server + "/load_lora_adapter", {"lora_name": name, "lora_path": str(bad)})
+        assert status == 400, text
+    assert _served(server).count("base") == 1 and "__base__" not in _served(server)
+    assert _post(server + "/completions", {"model": "critic", "prompt": "Q: 1 + 1?", "max_tokens": 6}) == before
+
+
+def test_non_finite_numbers_are_never_sent_as_json(backend, server):
+    """A model answering NaN log-probabilities gets a 500 naming the cause, not the invalid JSON `NaN`."""
+    import torch
+
+    lm_head = backend.model.get_output_embeddings()
+    saved = lm_head.weight.detach().clone()
+    with torch.no_grad():
+        lm_head.weight[0, 0] = float("nan")
+    try:
+        status, text = _post(
+            server + "/completions", {"prompt": "Q: 1 + 1?", "max_tokens": 0, "echo": True, "logprobs": 0}
+        )
+    finally:
+        with torch.no_grad():
+            lm_head.weight.copy_(saved)
+    assert status == 500 and "NaN" in json.loads(text)["error"]["message"]

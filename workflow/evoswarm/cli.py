@@ -63,7 +63,7 @@ def cmd_serve(a) -> None:
     load_agents(backend, a.base, a.adapters)
     allowed = a.allow_dir or sorted({str(Path(p).resolve().parent) for p in a.adapters}) or [config["results"]]
     # The base's name is its weights folder, as `vllm serve <folder>` names it.
-    server = make_server(backend, allowed, a.host, a.port, base_name=read_manifest(a.base)["path"])
+    server = make_server(backend, a.base, allowed, a.host, a.port, base_name=read_manifest(a.base)["path"])
     host, port = server.server_address[:2]
     print(
         f"serving base + {len(backend.adapters)} adapters on http://{host}:{port}/v1 (adapters from {allowed})",

@@ -5,7 +5,8 @@ name with no `parent`, each adapter with `parent` = the base); POST /v1/completi
 or a list of either; `echo` + `logprobs` + `max_tokens: 0` returns prompt log-probabilities);
 POST /v1/chat/completions; POST /v1/load_lora_adapter and /v1/unload_lora_adapter (plain-text success;
 a name already loaded is a 400, an unknown one a 404). Binds to 127.0.0.1 by default; adapters load only
-from the allowed folders.
+from the allowed folders, checked as the pipeline checks them (safetensors, finite weights, trained on the
+served base) before the model is touched, so a failed load leaves what is served as it was.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from evoswarm.adapters import check_base, read_adapter
 from evoswarm.backends import GenRequest
+from evoswarm.backends.hf import BASE
+from evoswarm.base_model import read_manifest
+from evoswarm.io import InputError
 
 
 class NotServed(Exception):
@@ -24,8 +29,9 @@ class NotServed(Exception):
 
 
 class ServeState:
-    def __init__(self, backend, allowed_dirs: list[str], base_name: str = "base"):
+    def __init__(self, backend, base_dir: str, allowed_dirs: list[str], base_name: str = "base"):
         self.backend = backend
+        self.manifest = read_manifest(base_dir)
         self.allowed = [Path(d).resolve() for d in allowed_dirs]
         self.base_name = base_name
         self.lock = threading.Lock()  # one model, one request at a time
@@ -45,11 +51,20 @@ class ServeState:
         return [{**base, "max_model_len": self.backend.max_length}, *loras]
 
     def load(self, name: str, path: str) -> None:
-        if name == self.base_name or name in self.backend.adapters:
-            raise ValueError(f"the lora adapter {name!r} has already been loaded (or names the base model)")
+        if name in (self.base_name, BASE):  # BASE: the hf backend's name for rows without an adapter
+            raise ValueError(f"the name {name!r} is reserved for the base model")
+        if name in self.backend.adapters:
+            raise ValueError(f"the lora adapter {name!r} has already been loaded")
         p = Path(path).resolve()
         if not any(p == d or d in p.parents for d in self.allowed):
             raise PermissionError(f"adapter path {path} is outside the allowed folders")
+        try:
+            read_adapter(p)
+            check_base(p, self.manifest)
+        except InputError:
+            raise
+        except Exception as e:  # anything unreadable in the client's folder is the client's error
+            raise InputError(f"{p}: unreadable adapter ({type(e).__name__}: {e})") from None
         self.backend.add_adapter(name, str(p))
 
     def unload(self, name: str) -> None:
@@ -120,7 +135,12 @@ def make_handler(state: ServeState):
         def _send(self, code: int, obj: dict | str) -> None:
             # Load and unload answer plain text on success, as vLLM's server does.
             plain = isinstance(obj, str)
-            data = (obj if plain else json.dumps(obj, ensure_ascii=False)).encode()
+            try:
+                data = (obj if plain else json.dumps(obj, ensure_ascii=False, allow_nan=False)).encode()
+            except ValueError:  # NaN or Inf from the model: `NaN` is not JSON, and not the client's fault
+                code = 500
+                data = json.dumps({"error": {"message": "the model produced NaN or Inf; no valid JSON answer"}})
+                data = data.encode()
             self.send_response(code)
             self.send_header("Content-Type", "text/plain; charset=utf-8" if plain else "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -163,8 +183,14 @@ def make_handler(state: ServeState):
 
 
 def make_server(
-    backend, allowed_dirs: list[str], host: str = "127.0.0.1", port: int = 8000, base_name: str = "base"
+    backend,
+    base_dir: str,
+    allowed_dirs: list[str],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    base_name: str = "base",
 ) -> ThreadingHTTPServer:
-    """A server (not yet serving) of the base under `base_name`; port 0 picks a free port
+    """A server (not yet serving) of the base in `base_dir` under `base_name`; port 0 picks a free port
     (server.server_address[1])."""
-    return ThreadingHTTPServer((host, port), make_handler(ServeState(backend, allowed_dirs, base_name)))
+    state = ServeState(backend, base_dir, allowed_dirs, base_name)
+    return ThreadingHTTPServer((host, port), make_handler(state))
