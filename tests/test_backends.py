@@ -230,3 +230,57 @@ def test_non_finite_numbers_are_never_sent_as_json(backend, server):
         with torch.no_grad():
             lm_head.weight.copy_(saved)
     assert status == 500 and "NaN" in json.loads(text)["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("/completions", {"prompt": "hi", "max_tokens": 1_000_000_000}, "max_tokens"),
+        ("/completions", {"prompt": "hi", "max_tokens": "ten"}, "max_tokens"),
+        ("/completions", {"prompt": "hi", "temperature": -1}, "temperature"),
+        ("/completions", {"prompt": "hi", "top_p": 0}, "top_p"),
+        ("/completions", {"prompt": "hi", "seed": -5}, "seed"),
+        ("/completions", {"prompt": [1, 10**9]}, "prompt"),
+        ("/completions", {"prompt": {"a": 1}}, "prompt"),
+        ("/completions", {"prompt": "hi", "max_tokens": 0, "echo": True, "logprobs": 10**6}, "logprobs"),
+        ("/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**9}, "max_tokens"),
+        ("/chat/completions", {"messages": "hi"}, "messages"),
+    ],
+)
+def test_out_of_range_fields_are_a_400_naming_the_field(server, path, body, field):
+    status, text = _post(server + path, body)
+    assert status == 400 and f"'{field}'" in json.loads(text)["error"]["message"]
+
+
+def _cli_debate(tiny_base, tiny_adapters, topic: str) -> None:
+    from evoswarm.cli import main
+
+    adapters = [str(p) for p in tiny_adapters.values()]
+    config = str(REPO / "configs/smoke.yaml")
+    main(["debate", "--topic", topic, "--adapters", *adapters, "--base", str(tiny_base), "--config", config])
+
+
+@pytest.mark.parametrize("topic, message", [("  ", "--topic is empty"), ("税" * 20000, "--topic is 20000 characters")])
+def test_empty_or_overlong_topic_is_refused_in_one_line(tiny_base, tiny_adapters, topic, message):
+    with pytest.raises(SystemExit, match=message) as e:
+        _cli_debate(tiny_base, tiny_adapters, topic)
+    assert "\n" not in str(e.value.code)
+
+
+def test_debate_stage_refuses_an_empty_question(tmp_path, tiny_base, smoke_config):
+    import importlib.util
+
+    from evoswarm.io import InputError
+
+    spec = importlib.util.spec_from_file_location("debate_stage", REPO / "workflow/scripts/debate.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(
+        json.dumps({"id": "q1", "question": "1 + 1?", "answer": "2"})
+        + "\n"
+        + json.dumps({"id": "q2", "question": " ", "answer": "2"})
+        + "\n"
+    )
+    with pytest.raises(InputError, match=r"tasks.jsonl: item\(s\) \['q2'\] have an empty question"):
+        stage.main(smoke_config, str(tiny_base), [], str(tasks), str(tmp_path / "t.jsonl"), str(tmp_path / "v.jsonl"))

@@ -23,8 +23,11 @@ def cmd_debate(a) -> None:
     from evoswarm.backends import make_backend
     from evoswarm.config import stage_config
     from evoswarm.debate import DebateSettings, judge_agent, run_debate
+    from evoswarm.io import InputError
     from evoswarm.population import load_agents
 
+    if not a.topic.strip():
+        raise InputError("--topic is empty")
     config = stage_config(_config(a.config), "debate")
     dcfg = {
         **config["debate"],
@@ -36,6 +39,7 @@ def cmd_debate(a) -> None:
         "judge": True,
     }
     backend = make_backend(a.backend or dcfg["backend"], a.base, config)
+    _check_topic_fits(a.topic, backend, a.max_new_tokens)
     agents = load_agents(backend, a.base, a.adapters)
     s = dataclasses.replace(DebateSettings.from_config(dcfg, "exact", config["seed"]), answer_mode="generate")
     item = {"id": "topic", "question": a.topic, "answer": "", "choices": None}
@@ -50,6 +54,23 @@ def cmd_debate(a) -> None:
     v = votes[0]
     print(f"\nvote: {v['vote_answer']}  scores {v['vote_scores']}")
     print(f"judge: {v['judge']['answer']} -- {v['judge']['summary']}")
+
+
+def _check_topic_fits(topic: str, backend, max_new_tokens: int) -> None:
+    """A topic may fill half of what the context leaves after the reply: every turn's prompt holds it
+    beside the system prompt, the rules and the other agents' summaries."""
+    from evoswarm.io import InputError
+
+    context = getattr(backend, "max_length", 0)
+    if not context:  # unknown before the first request (vllm, openai): prompts are then cut with a notice
+        return
+    limit = (context - max_new_tokens) // 2
+    n = len(backend.tok(topic, add_special_tokens=False)["input_ids"])
+    if n > limit:
+        raise InputError(
+            f"--topic is {len(topic)} characters ({n} tokens); at most {limit} tokens fit "
+            f"(half of the model's {context}-token context after --max-new-tokens {max_new_tokens})"
+        )
 
 
 def cmd_serve(a) -> None:

@@ -12,6 +12,7 @@ served base) before the model is touched, so a failed load leaves what is served
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -73,23 +74,59 @@ class ServeState:
         self.backend.remove_adapter(name)
 
 
-def _is_ids(x) -> bool:
-    return isinstance(x, list) and bool(x) and all(isinstance(t, int) for t in x)
+MAX_LOGPROBS = 20  # vLLM's default max_logprobs
+MAX_SEED = 2**63 - 1
 
 
-def _prompts(body: dict) -> list[str | list[int]]:
+def _number(body: dict, field: str, default, low, high, integer: bool = False, low_open: bool = False):
+    """body[field] (or `default`) when it is a finite number in range; otherwise a 400 naming the field
+    (a huge max_tokens would otherwise fail deep inside torch as a 500)."""
+    value = body.get(field, default)
+    ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (low < value if low_open else low <= value) and value <= high
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"'{field}' must be {kind} in {'(' if low_open else '['}{low}, {high}], got {value!r}")
+    return value
+
+
+def _sampling(state: ServeState, body: dict, max_tokens_default: int, min_tokens: int) -> tuple:
+    """(max_tokens, temperature, top_p, seed) of a request, each checked."""
+    return (
+        # room for at least one prompt token in the context
+        _number(body, "max_tokens", max_tokens_default, min_tokens, state.backend.max_length - 1, integer=True),
+        float(_number(body, "temperature", 1.0, 0, 100)),
+        float(_number(body, "top_p", 1.0, 0, 1, low_open=True)),
+        _number(body, "seed", 0, 0, MAX_SEED, integer=True),
+    )
+
+
+def _prompts(state: ServeState, body: dict) -> list[str | list[int]]:
+    """The prompts of a /v1/completions body: non-empty texts or lists of token ids in the vocabulary."""
     prompt = body.get("prompt")
-    if isinstance(prompt, str) or _is_ids(prompt):
-        return [prompt]
-    if isinstance(prompt, list) and prompt and all(isinstance(p, str) or _is_ids(p) for p in prompt):
-        return prompt
-    raise ValueError("'prompt' must be a text, a list of token ids, or a list of either")
+    single = isinstance(prompt, str) or (isinstance(prompt, list) and prompt and isinstance(prompt[0], int))
+    prompts = [prompt] if single else prompt
+    vocab = state.backend.model.get_input_embeddings().num_embeddings
+    for p in prompts if isinstance(prompts, list) and prompts else [None]:
+        is_ids = isinstance(p, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in p)
+        if not (p and (isinstance(p, str) or is_ids)):
+            raise ValueError("'prompt' must be a non-empty text, a list of token ids, or a list of either")
+        if is_ids and not all(0 <= t < vocab for t in p):
+            raise ValueError(f"'prompt' holds a token id outside the vocabulary [0, {vocab})")
+    return prompts
 
 
 def _completions(state: ServeState, body: dict) -> dict:
-    prompts = _prompts(body)
+    prompts = _prompts(state, body)
     adapter = state.adapter(body.get("model", state.base_name))
-    max_tokens = int(body.get("max_tokens", 16))
+    setting = _sampling(state, body, 16, 0)
+    max_tokens = setting[0]
+    if body.get("logprobs") is not None:
+        _number(body, "logprobs", None, 0, MAX_LOGPROBS, integer=True)
+    stops = body.get("stop") or []
+    stops = [stops] if isinstance(stops, str) else stops
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        raise ValueError(f"'stop' must be a text or a list of texts, got {body.get('stop')!r}")
     choices = []
     if body.get("echo") and max_tokens == 0:
         for i, lp in enumerate(state.backend.token_logprobs(adapter, prompts)):
@@ -97,15 +134,9 @@ def _completions(state: ServeState, body: dict) -> dict:
             choices.append({"index": i, "text": text, "finish_reason": "length", "logprobs": lp})
     else:
         # The hf backend always stops at the tokenizer's end of turn (what clients ask in `stop_token_ids`).
-        setting = (
-            max_tokens,
-            float(body.get("temperature", 1.0)),
-            float(body.get("top_p", 1.0)),
-            int(body.get("seed", 0)),
-        )
         texts = state.backend.generate_raw([(adapter, p) for p in prompts], [setting] * len(prompts))
         for i, t in enumerate(texts):
-            for stop in body.get("stop") or []:
+            for stop in stops:
                 t = t.split(stop)[0]
             choices.append({"index": i, "text": t, "finish_reason": "stop", "logprobs": None})
     return {"object": "text_completion", "created": int(time.time()), "model": body.get("model"), "choices": choices}
@@ -113,14 +144,17 @@ def _completions(state: ServeState, body: dict) -> dict:
 
 def _chat(state: ServeState, body: dict) -> dict:
     adapter = state.adapter(body.get("model", state.base_name))
-    req = GenRequest(
-        adapter,
-        body["messages"],
-        int(body.get("max_tokens", 64)),
-        float(body.get("temperature", 1.0)),
-        float(body.get("top_p", 1.0)),
-        int(body.get("seed", 0)),
-    )
+    messages = body.get("messages")
+    if not (
+        isinstance(messages, list)
+        and messages
+        and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in messages
+        )
+    ):
+        raise ValueError('\'messages\' must be a list of {"role": text, "content": text} objects')
+    req = GenRequest(adapter, messages, *_sampling(state, body, 64, 1))
     text = state.backend.generate([req])[0]
     return {
         "object": "chat.completion",
