@@ -284,3 +284,27 @@ def test_debate_stage_refuses_an_empty_question(tmp_path, tiny_base, smoke_confi
     )
     with pytest.raises(InputError, match=r"tasks.jsonl: item\(s\) \['q2'\] have an empty question"):
         stage.main(smoke_config, str(tiny_base), [], str(tasks), str(tmp_path / "t.jsonl"), str(tmp_path / "v.jsonl"))
+
+
+def test_truncation_keeps_the_system_prompt_and_question_and_cuts_the_peers(backend, server, capsys):
+    from evoswarm.backends import fit_prompt
+    from evoswarm.prompts import DEBATE_RULES, PeerAnswer, render
+
+    system, question = "You are the critic. Check every step.", "What is 17 + 25?"
+    peers = [PeerAnswer(f"agent{i}", "42", 0.9, "because " + "numbers add up " * 60) for i in range(3)]
+    own = PeerAnswer("you", "41", 0.5, "I think so")
+    messages = chat(system, turn_prompt(question, None, peers, DEBATE_RULES["en"], own=own))
+    text = render(backend.tok, messages)
+    ids = backend.tok(text, add_special_tokens=False)["input_ids"]
+    limit = backend.max_length - 12
+    assert len(ids) > limit  # otherwise nothing is cut
+    capsys.readouterr()
+    kept_ids = fit_prompt(backend.tok, text, ids, limit)
+    kept = backend.tok.decode(kept_ids)
+    assert len(kept_ids) <= limit
+    assert system in kept and f"Q: {question}\nYou: 41" in kept and DEBATE_RULES["en"] in kept
+    assert text.endswith(kept[-60:])  # the answer format and the generation prompt
+    assert f"{len(ids) - len(kept_ids)} tokens of the other agents' turns dropped" in capsys.readouterr().err
+    # every backend cuts here: in process and through the server, the same prompt gives the same reply
+    req = GenRequest("critic", messages, 12)
+    assert backend.generate([req]) == OpenAIBackend(server, backend.tok).generate([req])
