@@ -3,7 +3,9 @@ in process or through the OpenAI-compatible server."""
 
 import json
 import shutil
+import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -308,3 +310,39 @@ def test_truncation_keeps_the_system_prompt_and_question_and_cuts_the_peers(back
     # every backend cuts here: in process and through the server, the same prompt gives the same reply
     req = GenRequest("critic", messages, 12)
     assert backend.generate([req]) == OpenAIBackend(server, backend.tok).generate([req])
+
+
+def test_a_full_queue_is_a_429_with_retry_after(backend, tiny_base):
+    srv = make_server(backend, str(tiny_base), [], port=0, max_queue=1)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    body = {"prompt": "Q: 1 + 1?", "max_tokens": 2}
+    first = []
+    with srv.state.lock:  # the model is busy: the first request waits in the queue
+        waiting = threading.Thread(target=lambda: first.append(_post(url + "/completions", body)))
+        waiting.start()
+        deadline = time.time() + 30
+        while srv.state.queued < 1 and time.time() < deadline:
+            time.sleep(0.01)
+        req = urllib.request.Request(url + "/completions", json.dumps(body).encode())
+        with pytest.raises(urllib.error.HTTPError) as full:
+            urllib.request.urlopen(req, timeout=10)
+        assert full.value.code == 429 and int(full.value.headers["Retry-After"]) >= 1
+    waiting.join(60)
+    assert first[0][0] == 200
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_a_negative_content_length_is_a_400_at_once(server):
+    host, port = server.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+        answer = s.makefile("rb").read()  # the server closes the connection after its answer
+    assert answer.startswith(b"HTTP/1.0 400") and b"Content-Length must be a byte count" in answer
+
+
+def test_binding_beyond_loopback_warns(backend, tiny_base, capsys):
+    for host, warned in (("127.0.0.1", False), ("0.0.0.0", True)):
+        make_server(backend, str(tiny_base), [], host=host, port=0).server_close()
+        assert ("warning: serving on 0.0.0.0" in capsys.readouterr().err) == warned

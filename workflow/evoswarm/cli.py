@@ -84,7 +84,8 @@ def cmd_serve(a) -> None:
     load_agents(backend, a.base, a.adapters)
     allowed = a.allow_dir or sorted({str(Path(p).resolve().parent) for p in a.adapters}) or [config["results"]]
     # The base's name is its weights folder, as `vllm serve <folder>` names it.
-    server = make_server(backend, a.base, allowed, a.host, a.port, base_name=read_manifest(a.base)["path"])
+    base_name = read_manifest(a.base)["path"]
+    server = make_server(backend, a.base, allowed, a.host, a.port, base_name=base_name, max_queue=a.max_queue)
     host, port = server.server_address[:2]
     print(
         f"serving base + {len(backend.adapters)} adapters on http://{host}:{port}/v1 (adapters from {allowed})",
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--config", default="config.yaml")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--max-queue", type=int, default=16, help="requests queued at once; more get a 429")
     s.add_argument("--allow-dir", action="append", help="folders adapters may be loaded from (repeatable)")
     s.set_defaults(func=cmd_serve)
     w = sub.add_parser("world", help="regenerate the embedded task world")

@@ -127,8 +127,8 @@ class OpenAIBackend:
             raise _NoAnswer(f"{type(e).__name__}: {getattr(e, 'reason', e)}") from None
 
     def _idempotent(self, method: str, path: str, body: dict | None = None) -> dict:
-        """The JSON answer of a call that is safe to repeat: retried with backoff after no answer, a 5xx
-        or a reply that is not JSON; a 4xx (our request is wrong) fails at once."""
+        """The JSON answer of a call that is safe to repeat: retried with backoff after no answer, a 5xx,
+        a 429 (a full queue) or a reply that is not JSON; another 4xx (our request is wrong) fails at once."""
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -136,7 +136,7 @@ class OpenAIBackend:
             try:
                 raw = self._send(method, path, body)
             except _Refused as e:
-                if e.status < 500:
+                if e.status < 500 and e.status != 429:  # 429: the server's queue is full for now
                     raise ServerError(f"{self.url}{path}: {e}") from None
                 last = str(e)
                 continue

@@ -11,8 +11,11 @@ served base) before the model is touched, so a failed load leaves what is served
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
+import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,13 +32,33 @@ class NotServed(Exception):
     """A model or adapter name the server does not serve (HTTP 404)."""
 
 
+MAX_BODY = 64 << 20  # bytes of one request body
+RETRY_AFTER_S = 1  # what a 429 asks the client to wait
+
+
 class ServeState:
-    def __init__(self, backend, base_dir: str, allowed_dirs: list[str], base_name: str = "base"):
+    def __init__(self, backend, base_dir: str, allowed_dirs: list[str], base_name: str, max_queue: int):
         self.backend = backend
         self.manifest = read_manifest(base_dir)
         self.allowed = [Path(d).resolve() for d in allowed_dirs]
         self.base_name = base_name
         self.lock = threading.Lock()  # one model, one request at a time
+        # Requests admitted (waiting for the model or running); more are refused with a 429 at once
+        # rather than each holding a thread and waiting ever longer.
+        self.max_queue = max_queue
+        self.queued = 0
+        self._queue_lock = threading.Lock()
+
+    def admit(self) -> bool:
+        with self._queue_lock:
+            if self.queued >= self.max_queue:
+                return False
+            self.queued += 1
+            return True
+
+    def leave(self) -> None:
+        with self._queue_lock:
+            self.queued -= 1
 
     def adapter(self, model: str) -> str | None:
         if model == self.base_name:
@@ -166,7 +189,7 @@ def _chat(state: ServeState, body: dict) -> dict:
 
 def make_handler(state: ServeState):
     class Handler(BaseHTTPRequestHandler):
-        def _send(self, code: int, obj: dict | str) -> None:
+        def _send(self, code: int, obj: dict | str, headers: dict | None = None) -> None:
             # Load and unload answer plain text on success, as vLLM's server does.
             plain = isinstance(obj, str)
             try:
@@ -178,6 +201,8 @@ def make_handler(state: ServeState):
             self.send_response(code)
             self.send_header("Content-Type", "text/plain; charset=utf-8" if plain else "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
 
@@ -189,21 +214,28 @@ def make_handler(state: ServeState):
                 return self._send(200, {"object": "list", "data": state.models()})
             self._send(404, {"error": {"message": f"no route {self.path}"}})
 
+        def _body(self) -> dict:
+            """The request's JSON object; a bad Content-Length is refused before reading (a negative one
+            would read until the client hangs up)."""
+            length = self.headers.get("Content-Length", "0")
+            if not length.isdigit() or int(length) > MAX_BODY:
+                raise ValueError(f"Content-Length must be a byte count up to {MAX_BODY}, got {length!r}")
+            body = json.loads(self.rfile.read(int(length)) or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("the request body must be a JSON object")
+            return body
+
         def do_POST(self):
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                with state.lock:
-                    if self.path == "/v1/completions":
-                        return self._send(200, _completions(state, body))
-                    if self.path == "/v1/chat/completions":
-                        return self._send(200, _chat(state, body))
-                    if self.path == "/v1/load_lora_adapter":
-                        state.load(body["lora_name"], body["lora_path"])
-                        return self._send(200, f"Success: LoRA adapter '{body['lora_name']}' added successfully.")
-                    if self.path == "/v1/unload_lora_adapter":
-                        state.unload(body["lora_name"])
-                        return self._send(200, f"Success: LoRA adapter '{body['lora_name']}' removed successfully.")
-                self._send(404, {"error": {"message": f"no route {self.path}"}})
+                body = self._body()
+                if not state.admit():
+                    message = f"{state.max_queue} requests are already queued; retry later"
+                    return self._send(429, {"error": {"message": message}}, {"Retry-After": str(RETRY_AFTER_S)})
+                try:
+                    with state.lock:
+                        return self._route(body)
+                finally:
+                    state.leave()
             except PermissionError as e:
                 self._send(403, {"error": {"message": str(e)}})
             except NotServed as e:
@@ -212,6 +244,19 @@ def make_handler(state: ServeState):
                 self._send(400, {"error": {"message": f"{type(e).__name__}: {e}"}})
             except Exception as e:  # the model failed: the client may retry
                 self._send(500, {"error": {"message": f"{type(e).__name__}: {e}"}})
+
+        def _route(self, body: dict) -> None:
+            if self.path == "/v1/completions":
+                return self._send(200, _completions(state, body))
+            if self.path == "/v1/chat/completions":
+                return self._send(200, _chat(state, body))
+            if self.path == "/v1/load_lora_adapter":
+                state.load(body["lora_name"], body["lora_path"])
+                return self._send(200, f"Success: LoRA adapter '{body['lora_name']}' added successfully.")
+            if self.path == "/v1/unload_lora_adapter":
+                state.unload(body["lora_name"])
+                return self._send(200, f"Success: LoRA adapter '{body['lora_name']}' removed successfully.")
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
 
     return Handler
 
@@ -223,8 +268,24 @@ def make_server(
     host: str = "127.0.0.1",
     port: int = 8000,
     base_name: str = "base",
+    max_queue: int = 16,
 ) -> ThreadingHTTPServer:
-    """A server (not yet serving) of the base in `base_dir` under `base_name`; port 0 picks a free port
-    (server.server_address[1])."""
-    state = ServeState(backend, base_dir, allowed_dirs, base_name)
-    return ThreadingHTTPServer((host, port), make_handler(state))
+    """A server (not yet serving) of the base in `base_dir` under `base_name`, admitting `max_queue`
+    requests at a time; port 0 picks a free port (server.server_address[1]), server.state is its state."""
+    if not _is_loopback(host):
+        print(
+            f"warning: serving on {host}: other machines can reach this server, which has no authentication",
+            file=sys.stderr,
+            flush=True,
+        )
+    state = ServeState(backend, base_dir, allowed_dirs, base_name, max_queue)
+    server = ThreadingHTTPServer((host, port), make_handler(state))
+    server.state = state
+    return server
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):  # a name that does not resolve: the bind will say so
+        return True
