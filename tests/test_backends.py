@@ -328,8 +328,16 @@ def test_a_full_queue_is_a_429_with_retry_after(backend, tiny_base):
         with pytest.raises(urllib.error.HTTPError) as full:
             urllib.request.urlopen(req, timeout=10)
         assert full.value.code == 429 and int(full.value.headers["Retry-After"]) >= 1
+        # the openai client retries a 429 instead of failing the stage
+        client = OpenAIBackend(url, backend.tok, retries=6, backoff=0.2)
+        retried = []
+        ask = [GenRequest(None, [{"role": "user", "content": "hi"}], 2)]
+        retrying = threading.Thread(target=lambda: retried.append(client.generate(ask)))
+        retrying.start()
+        time.sleep(0.3)
     waiting.join(60)
-    assert first[0][0] == 200
+    retrying.join(60)
+    assert first[0][0] == 200 and len(retried) == 1
     srv.shutdown()
     srv.server_close()
 

@@ -90,7 +90,8 @@ def middle_span(text: str) -> tuple[int, int] | None:
     """(start, end) of the agents' turns in a rendered turn or judge prompt: the part a prompt too long for
     the context loses first, keeping the system prompt and the question before it and the rules, the
     answer format and the generation prompt after it. None when the prompt shows no turns (round 1)."""
-    starts = [i for i in (text.find(m) for m in _MIDDLE_STARTS) if i >= 0]
+    question = max(text.find("Q: "), 0)  # markers in the system prompt before it do not count
+    starts = [i for i in (text.find(m, question) for m in _MIDDLE_STARTS) if i >= 0]
     if not starts:
         return None
     start = min(starts)
