@@ -24,8 +24,11 @@ def cmd_debate(a) -> None:
     from evoswarm.backends import make_backend
     from evoswarm.config import stage_config
     from evoswarm.debate import DebateSettings, judge_agent, run_debate
+    from evoswarm.io import InputError
     from evoswarm.population import load_agents
 
+    if not a.topic.strip():
+        raise InputError("--topic is empty")
     config = stage_config(_config(a.config), "debate")
     dcfg = {
         **config["debate"],
@@ -37,6 +40,7 @@ def cmd_debate(a) -> None:
         "judge": True,
     }
     backend = make_backend(a.backend or dcfg["backend"], a.base, config)
+    _check_topic_fits(a.topic, backend, a.max_new_tokens)
     agents = load_agents(backend, a.base, a.adapters)
     s = dataclasses.replace(DebateSettings.from_config(dcfg, "exact", config["seed"]), answer_mode="generate")
     item = {"id": "topic", "question": a.topic, "answer": "", "choices": None}
@@ -53,6 +57,23 @@ def cmd_debate(a) -> None:
     print(f"judge: {v['judge']['answer']} -- {v['judge']['summary']}")
 
 
+def _check_topic_fits(topic: str, backend, max_new_tokens: int) -> None:
+    """A topic may fill half of what the context leaves after the reply: every turn's prompt holds it
+    beside the system prompt, the rules and the other agents' summaries."""
+    from evoswarm.io import InputError
+
+    context = getattr(backend, "max_length", 0)
+    if not context:  # unknown before the first request (vllm, openai): prompts are then cut with a notice
+        return
+    limit = (context - max_new_tokens) // 2
+    n = len(backend.tok(topic, add_special_tokens=False)["input_ids"])
+    if n > limit:
+        raise InputError(
+            f"--topic is {len(topic)} characters ({n} tokens); at most {limit} tokens fit "
+            f"(half of the model's {context}-token context after --max-new-tokens {max_new_tokens})"
+        )
+
+
 def cmd_serve(a) -> None:
     from evoswarm.backends.hf import HFBackend
     from evoswarm.backends.server import make_server
@@ -64,7 +85,8 @@ def cmd_serve(a) -> None:
     load_agents(backend, a.base, a.adapters)
     allowed = a.allow_dir or sorted({str(Path(p).resolve().parent) for p in a.adapters}) or [config["results"]]
     # The base's name is its weights folder, as `vllm serve <folder>` names it.
-    server = make_server(backend, allowed, a.host, a.port, base_name=read_manifest(a.base)["path"])
+    base_name = read_manifest(a.base)["path"]
+    server = make_server(backend, a.base, allowed, a.host, a.port, base_name=base_name, max_queue=a.max_queue)
     host, port = server.server_address[:2]
     print(
         f"serving base + {len(backend.adapters)} adapters on http://{host}:{port}/v1 (adapters from {allowed})",
@@ -117,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--config", default="config.yaml")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--max-queue", type=int, default=16, help="requests queued at once; more get a 429")
     s.add_argument("--allow-dir", action="append", help="folders adapters may be loaded from (repeatable)")
     s.set_defaults(func=cmd_serve)
     w = sub.add_parser("world", help="regenerate the embedded task world")

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -84,7 +85,8 @@ def _parse(text: str, path: Path, lineno: int | None = None) -> dict:
 def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; rename it onto `path` only if the block completes.
 
-    An interrupted stage leaves a `.tmp-*` sibling and never a half-written result.
+    An interrupted stage leaves a `.tmp-<name>-<8 random characters>` sibling and never a half-written
+    result; the next write of the same output that completes removes those siblings.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +97,11 @@ def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
         if path.is_dir() and is_dir:
             shutil.rmtree(path)
         os.replace(target, path)
+        # Exactly 8 of mkdtemp's characters after the name: another output's leftovers never match.
+        own = re.compile(rf"\.tmp-{re.escape(path.name)}-[a-z0-9_]{{8}}")
+        for stale in path.parent.iterdir():
+            if stale != tmp and own.fullmatch(stale.name):
+                shutil.rmtree(stale, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

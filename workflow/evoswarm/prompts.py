@@ -82,6 +82,24 @@ def turn_prompt(
     return "\n".join(parts)
 
 
+# Where the other agents' turns begin in a turn prompt ("You:" / "Others:") or a judge prompt ("Debate:").
+_MIDDLE_STARTS = ("\nYou: ", "\nOthers:\n", "\nDebate:\n")
+
+
+def middle_span(text: str) -> tuple[int, int] | None:
+    """(start, end) of the agents' turns in a rendered turn or judge prompt: the part a prompt too long for
+    the context loses first, keeping the system prompt and the question before it and the rules, the
+    answer format and the generation prompt after it. None when the prompt shows no turns (round 1)."""
+    question = max(text.find("Q: "), 0)  # markers in the system prompt before it do not count
+    starts = [i for i in (text.find(m, question) for m in _MIDDLE_STARTS) if i >= 0]
+    if not starts:
+        return None
+    start = min(starts)
+    last_peer = text.rfind("\n- ")
+    end = text.find("\n", max(start, last_peer) + 1)  # the end of the last peer's line (or of "You: ...")
+    return (start, end) if end > start else None
+
+
 def judge_prompt(question: str, choices: list[str] | None, finals: list[PeerAnswer], lang: str) -> str:
     """The user message for the optional judge agent: the question and every agent's final turn."""
     lines = [_turn_line(p, f"- {p.agent}") for p in finals]

@@ -7,8 +7,11 @@ Backends are chosen by name in the config (`debate.backend`) through `make_backe
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from evoswarm.prompts import middle_span
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,40 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
     whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
     ctx_len = len(tokenizer(context, add_special_tokens=False)["input_ids"])
     return whole[:ctx_len], whole[ctx_len:]
+
+
+def fit_prompt(tokenizer, text: str | None, ids: list[int], limit: int) -> list[int]:
+    """`ids` (the encoding of `text`, a rendered prompt) cut to `limit` tokens in the middle, with a warning
+    naming how much was cut: first the other agents' turns (prompts.middle_span), keeping the system prompt
+    and the question before them and the answer format and generation prompt after them; then, when those
+    alone do not fit (or `text` is None: raw token ids), the middle tokens of the whole prompt. Every
+    backend cuts here, so a prompt reads the same to each."""
+    if len(ids) <= limit:
+        return ids
+    limit = max(limit, 0)
+    span = middle_span(text) if text is not None else None
+    if span:
+        head, middle, tail = (
+            tokenizer(part, add_special_tokens=False)["input_ids"]
+            for part in (text[: span[0]], text[span[0] : span[1]], text[span[1] :])
+        )
+        keep = min(limit - len(head) - len(tail), len(middle))
+        if keep >= 0:
+            out = head + middle[: keep // 2] + middle[len(middle) - (keep - keep // 2) :] + tail
+            _warn_cut(len(ids), len(out), "of the other agents' turns")
+            return out
+    out = ids[: limit // 2] + ids[len(ids) - (limit - limit // 2) :]
+    _warn_cut(len(ids), len(out), "from the middle of the prompt (the question itself is too long)")
+    return out
+
+
+def _warn_cut(before: int, after: int, what: str) -> None:
+    print(
+        f"warning: a prompt of {before} tokens is cut to {after} to fit the context: {before - after} tokens "
+        f"{what} dropped",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def make_backend(name: str, base_dir: str, config: dict) -> Backend:

@@ -7,7 +7,7 @@ from itertools import accumulate
 
 import torch
 
-from evoswarm.backends import GenRequest, ScoreRequest, encode_pair
+from evoswarm.backends import GenRequest, ScoreRequest, encode_pair, fit_prompt
 from evoswarm.prompts import render
 
 BASE = "__base__"
@@ -70,7 +70,7 @@ class HFBackend:
         limit = self.max_length - room
         if len(ids) > limit:
             self.truncated += 1
-            ids = ids[len(ids) - limit :]  # keep the end: the question and the answer prompt
+            ids = fit_prompt(self.tok, prompt if isinstance(prompt, str) else None, ids, limit)
         return ids
 
     def generate(self, requests: list[GenRequest]) -> list[str]:
@@ -133,7 +133,7 @@ class HFBackend:
                 room = len(cont_ids)
                 if len(ctx) + room > self.max_length:
                     self.truncated += 1
-                    ctx = ctx[len(ctx) + room - self.max_length :]
+                    ctx = fit_prompt(self.tok, context.rstrip(), ctx, self.max_length - room)
                 rows.append((i, j, r.adapter, ctx, cont_ids))
         out = [[0.0] * len(r.continuations) for r in requests]
         order = sorted(range(len(rows)), key=lambda k: -len(rows[k][3]) - len(rows[k][4]))

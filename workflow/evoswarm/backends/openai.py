@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 
 from evoswarm.adapters import CONFIG, LINEAGE, WEIGHTS
-from evoswarm.backends import GenRequest, ScoreRequest, encode_pair
+from evoswarm.backends import GenRequest, ScoreRequest, encode_pair, fit_prompt
 from evoswarm.io import InputError, sha256_file
 from evoswarm.prompts import render
 
@@ -127,8 +127,8 @@ class OpenAIBackend:
             raise _NoAnswer(f"{type(e).__name__}: {getattr(e, 'reason', e)}") from None
 
     def _idempotent(self, method: str, path: str, body: dict | None = None) -> dict:
-        """The JSON answer of a call that is safe to repeat: retried with backoff after no answer, a 5xx
-        or a reply that is not JSON; a 4xx (our request is wrong) fails at once."""
+        """The JSON answer of a call that is safe to repeat: retried with backoff after no answer, a 5xx,
+        a 429 (a full queue) or a reply that is not JSON; another 4xx (our request is wrong) fails at once."""
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -136,7 +136,7 @@ class OpenAIBackend:
             try:
                 raw = self._send(method, path, body)
             except _Refused as e:
-                if e.status < 500:
+                if e.status < 500 and e.status != 429:  # 429: the server's queue is full for now
                     raise ServerError(f"{self.url}{path}: {e}") from None
                 last = str(e)
                 continue
@@ -232,13 +232,14 @@ class OpenAIBackend:
             return self._base_model()[0]
         return self.served.get(adapter, adapter)  # a name not added here: a LoRA the server was started with
 
-    def _fit(self, ids: list[int], room: int) -> list[int]:
-        """The prompt's last tokens that leave `room` in the server's context (as the hf backend cuts)."""
+    def _fit(self, text: str, ids: list[int], room: int) -> list[int]:
+        """The prompt `text` (encoded as `ids`) cut to leave `room` in the server's context, as the hf
+        backend cuts it."""
         max_len = self._base_model()[1]
         if max_len is None or len(ids) + room <= max_len:
             return ids
         self.truncated += 1
-        return ids[len(ids) + room - max_len :]
+        return fit_prompt(self.tok, text, ids, max_len - room)
 
     def _completions(self, body: dict, n: int) -> list[dict]:
         """The choices of one /v1/completions call with `n` prompts, in prompt order."""
@@ -260,7 +261,7 @@ class OpenAIBackend:
         out = [""] * len(requests)
         for (model, max_new, temperature, top_p, seed), idx in self._by_model(requests).items():
             texts = [render(self.tok, requests[i].messages, requests[i].prefix) for i in idx]
-            prompts = [self._fit(self.tok(t, add_special_tokens=False)["input_ids"], max_new) for t in texts]
+            prompts = [self._fit(t, self.tok(t, add_special_tokens=False)["input_ids"], max_new) for t in texts]
             body = {
                 "model": model,
                 "prompt": prompts,
@@ -283,7 +284,7 @@ class OpenAIBackend:
                 for j, cont in enumerate(requests[i].continuations):
                     ctx, cont_ids = encode_pair(self.tok, context, cont)
                     # +1: vLLM keeps room for one generated token even when only scoring the prompt
-                    rows.append((i, j, self._fit(ctx, len(cont_ids) + 1), cont_ids))
+                    rows.append((i, j, self._fit(context.rstrip(), ctx, len(cont_ids) + 1), cont_ids))
             body = {
                 "model": model,
                 "prompt": [ctx + cont for _, _, ctx, cont in rows],

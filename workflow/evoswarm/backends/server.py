@@ -5,30 +5,60 @@ name with no `parent`, each adapter with `parent` = the base); POST /v1/completi
 or a list of either; `echo` + `logprobs` + `max_tokens: 0` returns prompt log-probabilities);
 POST /v1/chat/completions; POST /v1/load_lora_adapter and /v1/unload_lora_adapter (plain-text success;
 a name already loaded is a 400, an unknown one a 404). Binds to 127.0.0.1 by default; adapters load only
-from the allowed folders.
+from the allowed folders, checked as the pipeline checks them (safetensors, finite weights, trained on the
+served base) before the model is touched, so a failed load leaves what is served as it was.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import math
+import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from evoswarm.adapters import check_base, read_adapter
 from evoswarm.backends import GenRequest
+from evoswarm.backends.hf import BASE
+from evoswarm.base_model import read_manifest
+from evoswarm.io import InputError
 
 
 class NotServed(Exception):
     """A model or adapter name the server does not serve (HTTP 404)."""
 
 
+MAX_BODY = 64 << 20  # bytes of one request body
+RETRY_AFTER_S = 1  # what a 429 asks the client to wait
+
+
 class ServeState:
-    def __init__(self, backend, allowed_dirs: list[str], base_name: str = "base"):
+    def __init__(self, backend, base_dir: str, allowed_dirs: list[str], base_name: str, max_queue: int):
         self.backend = backend
+        self.manifest = read_manifest(base_dir)
         self.allowed = [Path(d).resolve() for d in allowed_dirs]
         self.base_name = base_name
         self.lock = threading.Lock()  # one model, one request at a time
+        # Requests admitted (waiting for the model or running); more are refused with a 429 at once
+        # rather than each holding a thread and waiting ever longer.
+        self.max_queue = max_queue
+        self.queued = 0
+        self._queue_lock = threading.Lock()
+
+    def admit(self) -> bool:
+        with self._queue_lock:
+            if self.queued >= self.max_queue:
+                return False
+            self.queued += 1
+            return True
+
+    def leave(self) -> None:
+        with self._queue_lock:
+            self.queued -= 1
 
     def adapter(self, model: str) -> str | None:
         if model == self.base_name:
@@ -45,11 +75,20 @@ class ServeState:
         return [{**base, "max_model_len": self.backend.max_length}, *loras]
 
     def load(self, name: str, path: str) -> None:
-        if name == self.base_name or name in self.backend.adapters:
-            raise ValueError(f"the lora adapter {name!r} has already been loaded (or names the base model)")
+        if name in (self.base_name, BASE):  # BASE: the hf backend's name for rows without an adapter
+            raise ValueError(f"the name {name!r} is reserved for the base model")
+        if name in self.backend.adapters:
+            raise ValueError(f"the lora adapter {name!r} has already been loaded")
         p = Path(path).resolve()
         if not any(p == d or d in p.parents for d in self.allowed):
             raise PermissionError(f"adapter path {path} is outside the allowed folders")
+        try:
+            read_adapter(p)
+            check_base(p, self.manifest)
+        except InputError:
+            raise
+        except Exception as e:  # anything unreadable in the client's folder is the client's error
+            raise InputError(f"{p}: unreadable adapter ({type(e).__name__}: {e})") from None
         self.backend.add_adapter(name, str(p))
 
     def unload(self, name: str) -> None:
@@ -58,23 +97,59 @@ class ServeState:
         self.backend.remove_adapter(name)
 
 
-def _is_ids(x) -> bool:
-    return isinstance(x, list) and bool(x) and all(isinstance(t, int) for t in x)
+MAX_LOGPROBS = 20  # vLLM's default max_logprobs
+MAX_SEED = 2**63 - 1
 
 
-def _prompts(body: dict) -> list[str | list[int]]:
+def _number(body: dict, field: str, default, low, high, integer: bool = False, low_open: bool = False):
+    """body[field] (or `default`) when it is a finite number in range; otherwise a 400 naming the field
+    (a huge max_tokens would otherwise fail deep inside torch as a 500)."""
+    value = body.get(field, default)
+    ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (low < value if low_open else low <= value) and value <= high
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"'{field}' must be {kind} in {'(' if low_open else '['}{low}, {high}], got {value!r}")
+    return value
+
+
+def _sampling(state: ServeState, body: dict, max_tokens_default: int, min_tokens: int) -> tuple:
+    """(max_tokens, temperature, top_p, seed) of a request, each checked."""
+    return (
+        # room for at least one prompt token in the context
+        _number(body, "max_tokens", max_tokens_default, min_tokens, state.backend.max_length - 1, integer=True),
+        float(_number(body, "temperature", 1.0, 0, 100)),
+        float(_number(body, "top_p", 1.0, 0, 1, low_open=True)),
+        _number(body, "seed", 0, 0, MAX_SEED, integer=True),
+    )
+
+
+def _prompts(state: ServeState, body: dict) -> list[str | list[int]]:
+    """The prompts of a /v1/completions body: non-empty texts or lists of token ids in the vocabulary."""
     prompt = body.get("prompt")
-    if isinstance(prompt, str) or _is_ids(prompt):
-        return [prompt]
-    if isinstance(prompt, list) and prompt and all(isinstance(p, str) or _is_ids(p) for p in prompt):
-        return prompt
-    raise ValueError("'prompt' must be a text, a list of token ids, or a list of either")
+    single = isinstance(prompt, str) or (isinstance(prompt, list) and prompt and isinstance(prompt[0], int))
+    prompts = [prompt] if single else prompt
+    vocab = state.backend.model.get_input_embeddings().num_embeddings
+    for p in prompts if isinstance(prompts, list) and prompts else [None]:
+        is_ids = isinstance(p, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in p)
+        if not (p and (isinstance(p, str) or is_ids)):
+            raise ValueError("'prompt' must be a non-empty text, a list of token ids, or a list of either")
+        if is_ids and not all(0 <= t < vocab for t in p):
+            raise ValueError(f"'prompt' holds a token id outside the vocabulary [0, {vocab})")
+    return prompts
 
 
 def _completions(state: ServeState, body: dict) -> dict:
-    prompts = _prompts(body)
+    prompts = _prompts(state, body)
     adapter = state.adapter(body.get("model", state.base_name))
-    max_tokens = int(body.get("max_tokens", 16))
+    setting = _sampling(state, body, 16, 0)
+    max_tokens = setting[0]
+    if body.get("logprobs") is not None:
+        _number(body, "logprobs", None, 0, MAX_LOGPROBS, integer=True)
+    stops = body.get("stop") or []
+    stops = [stops] if isinstance(stops, str) else stops
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        raise ValueError(f"'stop' must be a text or a list of texts, got {body.get('stop')!r}")
     choices = []
     if body.get("echo") and max_tokens == 0:
         for i, lp in enumerate(state.backend.token_logprobs(adapter, prompts)):
@@ -82,15 +157,9 @@ def _completions(state: ServeState, body: dict) -> dict:
             choices.append({"index": i, "text": text, "finish_reason": "length", "logprobs": lp})
     else:
         # The hf backend always stops at the tokenizer's end of turn (what clients ask in `stop_token_ids`).
-        setting = (
-            max_tokens,
-            float(body.get("temperature", 1.0)),
-            float(body.get("top_p", 1.0)),
-            int(body.get("seed", 0)),
-        )
         texts = state.backend.generate_raw([(adapter, p) for p in prompts], [setting] * len(prompts))
         for i, t in enumerate(texts):
-            for stop in body.get("stop") or []:
+            for stop in stops:
                 t = t.split(stop)[0]
             choices.append({"index": i, "text": t, "finish_reason": "stop", "logprobs": None})
     return {"object": "text_completion", "created": int(time.time()), "model": body.get("model"), "choices": choices}
@@ -98,14 +167,17 @@ def _completions(state: ServeState, body: dict) -> dict:
 
 def _chat(state: ServeState, body: dict) -> dict:
     adapter = state.adapter(body.get("model", state.base_name))
-    req = GenRequest(
-        adapter,
-        body["messages"],
-        int(body.get("max_tokens", 64)),
-        float(body.get("temperature", 1.0)),
-        float(body.get("top_p", 1.0)),
-        int(body.get("seed", 0)),
-    )
+    messages = body.get("messages")
+    if not (
+        isinstance(messages, list)
+        and messages
+        and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in messages
+        )
+    ):
+        raise ValueError('\'messages\' must be a list of {"role": text, "content": text} objects')
+    req = GenRequest(adapter, messages, *_sampling(state, body, 64, 1))
     text = state.backend.generate([req])[0]
     return {
         "object": "chat.completion",
@@ -117,13 +189,20 @@ def _chat(state: ServeState, body: dict) -> dict:
 
 def make_handler(state: ServeState):
     class Handler(BaseHTTPRequestHandler):
-        def _send(self, code: int, obj: dict | str) -> None:
+        def _send(self, code: int, obj: dict | str, headers: dict | None = None) -> None:
             # Load and unload answer plain text on success, as vLLM's server does.
             plain = isinstance(obj, str)
-            data = (obj if plain else json.dumps(obj, ensure_ascii=False)).encode()
+            try:
+                data = (obj if plain else json.dumps(obj, ensure_ascii=False, allow_nan=False)).encode()
+            except ValueError:  # NaN or Inf from the model: `NaN` is not JSON, and not the client's fault
+                code = 500
+                data = json.dumps({"error": {"message": "the model produced NaN or Inf; no valid JSON answer"}})
+                data = data.encode()
             self.send_response(code)
             self.send_header("Content-Type", "text/plain; charset=utf-8" if plain else "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
 
@@ -135,21 +214,28 @@ def make_handler(state: ServeState):
                 return self._send(200, {"object": "list", "data": state.models()})
             self._send(404, {"error": {"message": f"no route {self.path}"}})
 
+        def _body(self) -> dict:
+            """The request's JSON object; a bad Content-Length is refused before reading (a negative one
+            would read until the client hangs up)."""
+            length = self.headers.get("Content-Length", "0")
+            if not length.isdigit() or int(length) > MAX_BODY:
+                raise ValueError(f"Content-Length must be a byte count up to {MAX_BODY}, got {length!r}")
+            body = json.loads(self.rfile.read(int(length)) or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("the request body must be a JSON object")
+            return body
+
         def do_POST(self):
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                with state.lock:
-                    if self.path == "/v1/completions":
-                        return self._send(200, _completions(state, body))
-                    if self.path == "/v1/chat/completions":
-                        return self._send(200, _chat(state, body))
-                    if self.path == "/v1/load_lora_adapter":
-                        state.load(body["lora_name"], body["lora_path"])
-                        return self._send(200, f"Success: LoRA adapter '{body['lora_name']}' added successfully.")
-                    if self.path == "/v1/unload_lora_adapter":
-                        state.unload(body["lora_name"])
-                        return self._send(200, f"Success: LoRA adapter '{body['lora_name']}' removed successfully.")
-                self._send(404, {"error": {"message": f"no route {self.path}"}})
+                body = self._body()
+                if not state.admit():
+                    message = f"{state.max_queue} requests are already queued; retry later"
+                    return self._send(429, {"error": {"message": message}}, {"Retry-After": str(RETRY_AFTER_S)})
+                try:
+                    with state.lock:
+                        return self._route(body)
+                finally:
+                    state.leave()
             except PermissionError as e:
                 self._send(403, {"error": {"message": str(e)}})
             except NotServed as e:
@@ -159,12 +245,47 @@ def make_handler(state: ServeState):
             except Exception as e:  # the model failed: the client may retry
                 self._send(500, {"error": {"message": f"{type(e).__name__}: {e}"}})
 
+        def _route(self, body: dict) -> None:
+            if self.path == "/v1/completions":
+                return self._send(200, _completions(state, body))
+            if self.path == "/v1/chat/completions":
+                return self._send(200, _chat(state, body))
+            if self.path == "/v1/load_lora_adapter":
+                state.load(body["lora_name"], body["lora_path"])
+                return self._send(200, f"Success: LoRA adapter '{body['lora_name']}' added successfully.")
+            if self.path == "/v1/unload_lora_adapter":
+                state.unload(body["lora_name"])
+                return self._send(200, f"Success: LoRA adapter '{body['lora_name']}' removed successfully.")
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+
     return Handler
 
 
 def make_server(
-    backend, allowed_dirs: list[str], host: str = "127.0.0.1", port: int = 8000, base_name: str = "base"
+    backend,
+    base_dir: str,
+    allowed_dirs: list[str],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    base_name: str = "base",
+    max_queue: int = 16,
 ) -> ThreadingHTTPServer:
-    """A server (not yet serving) of the base under `base_name`; port 0 picks a free port
-    (server.server_address[1])."""
-    return ThreadingHTTPServer((host, port), make_handler(ServeState(backend, allowed_dirs, base_name)))
+    """A server (not yet serving) of the base in `base_dir` under `base_name`, admitting `max_queue`
+    requests at a time; port 0 picks a free port (server.server_address[1]), server.state is its state."""
+    if not _is_loopback(host):
+        print(
+            f"warning: serving on {host}: other machines can reach this server, which has no authentication",
+            file=sys.stderr,
+            flush=True,
+        )
+    state = ServeState(backend, base_dir, allowed_dirs, base_name, max_queue)
+    server = ThreadingHTTPServer((host, port), make_handler(state))
+    server.state = state
+    return server
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):  # a name that does not resolve: the bind will say so
+        return True

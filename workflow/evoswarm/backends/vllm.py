@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import get_args
 
 from evoswarm.adapters import CONFIG, WEIGHTS
-from evoswarm.backends import GenRequest, ScoreRequest, encode_pair
+from evoswarm.backends import GenRequest, ScoreRequest, encode_pair, fit_prompt
 from evoswarm.io import InputError, sha256_file
 from evoswarm.prompts import render
 
@@ -167,24 +167,24 @@ class VLLMBackend:
                     outs[i] = o
         return outs
 
-    def _prompt(self, ids: list[int], limit: int) -> dict:
-        """Token ids, as the hf backend encodes them; a prompt over `limit` keeps its end (the question)."""
+    def _fit(self, text: str, ids: list[int], limit: int) -> list[int]:
+        """The prompt `text` (encoded as `ids`, as the hf backend encodes it) cut to `limit` as hf cuts it."""
         if len(ids) > limit:
             self.truncated += 1
-            ids = ids[len(ids) - limit :]
-        return {"prompt_token_ids": ids}
+            ids = fit_prompt(self.tok, text, ids, limit)
+        return ids
 
     def generate(self, requests: list[GenRequest]) -> list[str]:
         from vllm import SamplingParams
 
         self._engine()  # its max_model_len bounds the prompts
-        prompts = [
-            self._prompt(
-                self.tok(render(self.tok, r.messages, r.prefix), add_special_tokens=False)["input_ids"],
-                self.max_length - r.max_new_tokens,
+        prompts = []
+        for r in requests:
+            text = render(self.tok, r.messages, r.prefix)
+            ids = self._fit(
+                text, self.tok(text, add_special_tokens=False)["input_ids"], self.max_length - r.max_new_tokens
             )
-            for r in requests
-        ]
+            prompts.append({"prompt_token_ids": ids})
         # Stop at the tokenizer's end of turn and decode with it, as the hf backend does.
         params = [
             SamplingParams(
@@ -212,9 +212,9 @@ class VLLMBackend:
             for j, cont in enumerate(r.continuations):
                 ctx, cont_ids = encode_pair(self.tok, context, cont)
                 # One token fewer than the hf backend allows: vLLM wants room for the token it samples.
-                prompt = self._prompt(ctx + cont_ids, self.max_length - 1)
-                rows.append((i, j, len(prompt["prompt_token_ids"]) - len(cont_ids)))
-                prompts.append(prompt)
+                ctx = self._fit(context.rstrip(), ctx, self.max_length - 1 - len(cont_ids))
+                rows.append((i, j, len(ctx)))
+                prompts.append({"prompt_token_ids": ctx + cont_ids})
                 loras.append(self._lora(r.adapter))
         params = SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
         outs = self._run(prompts, [params] * len(prompts), loras)
