@@ -197,7 +197,11 @@ def _hostile_copy(src, dest, kind: str):
 
 @pytest.mark.parametrize(
     "kind, message",
-    [("nan", "holds NaN or Inf"), ("pickle", "has no adapter_model.safetensors"), ("alien", "trained on base")],
+    [
+        ("nan", "holds NaN or Inf"),
+        ("pickle", "only adapter_model.safetensors is accepted"),
+        ("alien", "trained on base"),
+    ],
 )
 def test_server_checks_adapters_as_the_pipeline_does(server, tiny_adapters, served_dir, kind, message):
     bad = _hostile_copy(tiny_adapters["critic"], served_dir / f"bad-{kind}", kind)
