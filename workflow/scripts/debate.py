@@ -15,7 +15,7 @@ from evoswarm import stage
 from evoswarm.backends import make_backend
 from evoswarm.config import derive_seed
 from evoswarm.debate import DebateSettings, judge_agent, run_debate
-from evoswarm.io import InputError, write_jsonl
+from evoswarm.io import write_jsonl
 from evoswarm.population import load_agents, load_items
 
 
@@ -37,8 +37,6 @@ def main(
         items = random.Random(derive_seed(config["seed"], gen, "debate_train")).sample(items, min(sample, len(items)))
     else:
         items = load_items(tasks, dcfg["max_questions"])
-    if blank := [it["id"] for it in items if not str(it["question"]).strip()]:
-        raise InputError(f"{tasks}: item(s) {blank} have an empty question")
     backend = make_backend(dcfg["backend"], base, config)
     agents = load_agents(backend, base, adapters)
     judge = judge_agent(dcfg)
