@@ -107,6 +107,7 @@ def judge_prompt(question: str, choices: list[str] | None, finals: list[PeerAnsw
 
 
 _SENTINEL = "\u2063EVOSWARM_REPLY\u2063"
+_OPENERS: dict[str, str] = {}  # per template text: rendering is the slow part of a prompt
 
 
 class TemplateError(ValueError):
@@ -133,9 +134,6 @@ def assistant_opener(tokenizer) -> str:
         )
     _OPENERS[template] = turn[len(prompt) : turn.index(_SENTINEL)]
     return _OPENERS[template]
-
-
-_OPENERS: dict[str, str] = {}  # per template text: rendering is the slow part of a prompt
 
 
 def render(tokenizer, messages: list[dict], prefix: str = "") -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from evoswarm.io import InputError, read_jsonl
-from evoswarm.prompts import TemplateError, render
+from evoswarm.prompts import TemplateError, assistant_opener, render
 
 ROLES = {"system", "user", "assistant"}
 
@@ -79,19 +79,20 @@ def reply_pairs(chats: list[dict], tokenizer, where: str) -> list[dict]:
     """One pre-tokenized example per assistant turn: the prompt up to the reply's content (as `render`
     gives it at inference) and the reply's tokens (its content and the template's end of turn), with
     `completion_mask` marking the reply. `where` names the base model in errors."""
+    try:  # render() falls back to no opener for such a template; training must refuse it instead
+        assistant_opener(tokenizer)
+    except TemplateError as e:
+        raise InputError(
+            f"{where}: the chat template cannot be trained on assistant turns only: {e}; give it "
+            "{% generation %} markers"
+        ) from None
     examples = []
     for chat in chats:
         msgs = chat["messages"]
         for k, m in enumerate(msgs):
             if m["role"] != "assistant":
                 continue
-            try:
-                prompt = render(tokenizer, msgs[:k])
-            except TemplateError as e:
-                raise InputError(
-                    f"{where}: the chat template cannot be trained on assistant turns only: {e}; give it "
-                    "{% generation %} markers"
-                ) from None
+            prompt = render(tokenizer, msgs[:k])
             full = tokenizer.apply_chat_template(msgs[: k + 1], tokenize=False)
             if not full.startswith(prompt):
                 raise InputError(
