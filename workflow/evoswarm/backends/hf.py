@@ -1,8 +1,11 @@
-"""transformers + PEFT in process: one PeftModel holding every agent's adapter, each batch mixing
-adapters through PEFT's `adapter_names=` (rows of the base model use "__base__")."""
+"""transformers + PEFT in process: PEFT loads every agent's adapter into one PeftModel, and batches
+that mix agents run each targeted module's adapters as one batched product (backends.stacked_lora);
+adapters it cannot stack (DoRA, embeddings, LoRA biases) fall back to PEFT's `adapter_names=`
+(rows of the base model use "__base__")."""
 
 from __future__ import annotations
 
+import sys
 from itertools import accumulate
 
 import torch
@@ -15,14 +18,24 @@ BASE = "__base__"
 
 class HFBackend:
     def __init__(
-        self, model, tokenizer, batch_size: int = 32, max_length: int | None = None, static_cache: bool = False
+        self,
+        model,
+        tokenizer,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        static_cache: bool = False,
+        stacked_lora: bool = True,
     ):
-        self.model = model
+        self.base = model
+        self.peft = None  # the PeftModel holding every adapter, once one is added
         self.tok = tokenizer
         self.batch_size = batch_size
         # A static KV cache lets transformers compile the decode step: 7x on an H100 for a mixed
         # batch of 24 (bench/debate_throughput.py); each new batch shape compiles once.
         self.static_cache = static_cache
+        # False: PEFT's own mixed batches (the reference the stacked product is tested against).
+        self.stacked_lora = stacked_lora
+        self.stacked = None  # stacked_lora.StackedAdapters, installed while it holds every adapter
         self.max_length = max_length or getattr(model.config, "max_position_embeddings", 4096)
         self.adapters: dict[str, str] = {}
         self.truncated = 0  # prompts cut to fit the context, counted for the transcript summary
@@ -36,26 +49,56 @@ class HFBackend:
         return cls(model, tok, config["debate"]["batch_size"], static_cache=config["debate"]["static_cache"])
 
     @property
+    def model(self):
+        """What a forward or generate() call runs: the PeftModel on PEFT's path, else the transformers
+        model itself (with the stacked adapters in its module tree)."""
+        return self.base if self.peft is None or self.stacked is not None else self.peft
+
+    @property
     def device(self):
-        return next(self.model.parameters()).device
+        return next(self.base.parameters()).device
 
     def add_adapter(self, name: str, path: str) -> None:
         from peft import PeftModel
 
         if "." in name:
             raise ValueError(f"adapter name {name!r} may not contain '.' (PEFT module names)")
-        if not self.adapters:
-            self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name, is_trainable=False)
+        self._unstack()
+        if self.peft is None:
+            self.peft = PeftModel.from_pretrained(self.base, path, adapter_name=name, is_trainable=False)
         else:
-            self.model.load_adapter(path, adapter_name=name, is_trainable=False)
-        self.model.eval()
+            self.peft.load_adapter(path, adapter_name=name, is_trainable=False)
+        self.peft.eval()
         self.adapters[name] = path
+        self._stack()
 
     def remove_adapter(self, name: str) -> None:
-        self.model.delete_adapter(name)
+        self._unstack()
+        self.peft.delete_adapter(name)
         del self.adapters[name]
+        self._stack()
+
+    def _unstack(self) -> None:
+        """Give PEFT its own layers back before it loads or deletes an adapter."""
+        if self.stacked is not None:
+            self.stacked.uninstall()
+            self.stacked = None
+
+    def _stack(self) -> None:
+        from evoswarm.backends.stacked_lora import StackedAdapters, unsupported
+
+        if not self.stacked_lora or not self.adapters:
+            return
+        why = unsupported(self.peft)
+        if why:
+            print(f"note: PEFT's mixed batches serve these adapters ({why})", file=sys.stderr, flush=True)
+            self.stacked_lora = False
+            return
+        self.stacked = StackedAdapters(self.peft)
+        self.stacked.install()
 
     def _adapter_kw(self, names: list[str | None]) -> dict:
+        """Route each row of the next forward to its adapter; returns the keyword arguments that call takes."""
         if not self.adapters:
             if any(n is not None for n in names):
                 raise KeyError(f"unknown adapter(s) {sorted({n for n in names if n})}")
@@ -63,6 +106,9 @@ class HFBackend:
         unknown = {n for n in names if n is not None and n not in self.adapters}
         if unknown:
             raise KeyError(f"unknown adapter(s) {sorted(unknown)}")
+        if self.stacked is not None:
+            self.stacked.route(names)
+            return {}
         return {"adapter_names": [BASE if n is None else n for n in names]}
 
     def _encode_prompt(self, prompt: str | list[int], room: int) -> list[int]:

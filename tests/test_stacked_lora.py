@@ -1,0 +1,165 @@
+"""The stacked LoRA product (backends.stacked_lora) computes what PEFT's mixed batches compute: logits
+within 1e-5 in fp32 and the same greedy tokens, for mixed ranks, adapters that target different modules,
+base rows in the same batch, a static cache, a graph dynamo traces whole, and adapters added or removed
+after the first batch."""
+
+import pytest
+import torch
+from conftest import REPO
+from evoswarm.backends import GenRequest
+from evoswarm.backends.hf import HFBackend
+from evoswarm.io import read_jsonl
+from evoswarm.prompts import ANSWER_PREFIX, chat, render, turn_prompt
+
+
+def _random_adapter(base_dir, out, seed, **lora):
+    """A PEFT adapter with random (non-zero) factors, saved as PEFT saves it."""
+    from evoswarm.base_model import load_base
+    from peft import LoraConfig, get_peft_model
+
+    from evoswarm.config import load_config
+
+    model, _ = load_base(base_dir, load_config(REPO / "configs/smoke.yaml"))
+    peft_model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
+    g = torch.Generator().manual_seed(seed)
+    for name, p in peft_model.named_parameters():
+        if "lora_" in name:
+            p.data.copy_(torch.randn(p.shape, generator=g) * 0.2)  # strong enough to change greedy text
+    peft_model.save_pretrained(out, safe_serialization=True)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def adapter_set(tiny_base, tiny_adapters, tmp_path_factory):
+    """Trained adapters of ranks 8 and 4 on every projection, plus a random rank-3 rsLoRA adapter with a
+    per-module rank on attention only: ranks and target modules differ."""
+    root = tmp_path_factory.mktemp("odd")
+    odd = _random_adapter(
+        tiny_base,
+        root / "odd",
+        seed=3,
+        r=3,
+        lora_alpha=5,
+        use_rslora=True,
+        target_modules=["q_proj", "v_proj", "o_proj"],
+        rank_pattern={"o_proj": 2},
+    )
+    return {**{n: str(p) for n, p in tiny_adapters.items()}, "odd": odd}
+
+
+def _backend(tiny_base, smoke_config, adapters, stacked, **kw):
+    be = HFBackend.from_base(str(tiny_base), smoke_config)
+    be.stacked_lora = stacked
+    for key, value in kw.items():
+        setattr(be, key, value)
+    for name, path in adapters.items():
+        be.add_adapter(name, path)
+    return be
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_base, smoke_config, adapter_set):
+    """(stacked, PEFT) backends over the same base and adapters."""
+    stacked = _backend(tiny_base, smoke_config, adapter_set, True)
+    peft = _backend(tiny_base, smoke_config, adapter_set, False)
+    assert stacked.stacked is not None and peft.stacked is None
+    return stacked, peft
+
+
+NAMES = [None, "critic", "ideator", "odd"]
+
+
+def _rows(backend, n=3):
+    """Each of n dev questions, prompted up to the answer, once per agent and once for the base."""
+    items = read_jsonl(REPO / "data/tasks/dev.jsonl")[:n]
+    prompts = [
+        render(backend.tok, chat("", turn_prompt(it["question"], it["choices"])), ANSWER_PREFIX) for it in items
+    ]
+    return [(name, p) for p in prompts for name in NAMES]
+
+
+def _logits(backend, rows):
+    ids = [backend.tok(p, add_special_tokens=False)["input_ids"] for _, p in rows]
+    width = max(map(len, ids))
+    pad = backend.tok.pad_token_id
+    x = torch.tensor([i + [pad] * (width - len(i)) for i in ids])
+    mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i in ids])
+    kw = backend._adapter_kw([a for a, _ in rows])
+    with torch.no_grad():
+        return backend.model(input_ids=x, attention_mask=mask, **kw).logits, mask
+
+
+def test_logits_match_peft_for_mixed_ranks_targets_and_base_rows(pair):
+    stacked, peft = pair
+    rows = _rows(stacked)
+    got, mask = _logits(stacked, rows)
+    want, _ = _logits(peft, rows)
+    keep = mask.bool()
+    assert (got[keep] - want[keep]).abs().max().item() < 1e-5
+    # The adapters really act: each one moves its rows' logits away from the base's.
+    base, _ = _logits(stacked, [(None, p) for _, p in rows])
+    moved = (got - base).abs().amax(dim=(1, 2))
+    for i, (name, _) in enumerate(rows):
+        assert (moved[i] > 1e-3) == (name is not None), name
+
+
+@pytest.mark.parametrize("static_cache", [False, True])
+def test_greedy_tokens_match_peft(pair, static_cache):
+    stacked, peft = pair
+    rows = _rows(stacked)
+    settings = [(20, 0.0, 1.0, 0)] * len(rows)
+    for be in pair:
+        be.static_cache = static_cache
+    try:
+        got = stacked.generate_raw(rows, settings)
+        want = peft.generate_raw(rows, settings)
+    finally:
+        for be in pair:
+            be.static_cache = False
+    assert got == want
+    # The agents answer differently from the base: the routing is not a no-op.
+    assert any(len(set(got[i : i + len(NAMES)])) > 1 for i in range(0, len(got), len(NAMES)))
+
+
+def test_dynamo_traces_the_stacked_forward_whole(pair):
+    """No graph break: what transformers compiles for the decode step (fullgraph) can include the product."""
+    stacked, _ = pair
+    rows = _rows(stacked, n=2)
+    want, _ = _logits(stacked, rows)
+    compiled = torch.compile(stacked.model, fullgraph=True, backend="eager")
+    ids = [stacked.tok(p, add_special_tokens=False)["input_ids"] for _, p in rows]
+    width = max(map(len, ids))
+    x = torch.tensor([i + [stacked.tok.pad_token_id] * (width - len(i)) for i in ids])
+    mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i in ids])
+    stacked._adapter_kw([a for a, _ in rows])
+    with torch.no_grad():
+        got = compiled(input_ids=x, attention_mask=mask).logits
+    keep = mask.bool()
+    assert torch.equal(got[keep], want[keep])
+
+
+def test_adapters_added_and_removed_after_use_restack(tiny_base, smoke_config, adapter_set):
+    be = _backend(tiny_base, smoke_config, {"critic": adapter_set["critic"]}, True)
+    ref = _backend(tiny_base, smoke_config, {"critic": adapter_set["critic"]}, False)
+    req = [GenRequest("critic", chat("", "2 + 3 = ?"), max_new_tokens=8)]
+    first = be.generate(req)
+    be.add_adapter("odd", adapter_set["odd"])
+    ref.add_adapter("odd", adapter_set["odd"])
+    assert be.stacked is not None and set(be.stacked.names) == {"critic", "odd"}
+    rows = [("odd", "12 + 5"), ("critic", "12 + 5"), (None, "12 + 5")]
+    got, want = _logits(be, rows)[0], _logits(ref, rows)[0]
+    assert (got - want).abs().max().item() < 1e-5
+    be.remove_adapter("odd")
+    assert be.stacked.names == ["critic"] and be.generate(req) == first
+    with pytest.raises(KeyError, match="odd"):
+        be._adapter_kw(["odd"])
+
+
+def test_adapters_it_cannot_stack_fall_back_to_peft(tiny_base, smoke_config, tmp_path, capsys):
+    """A LoRA that trains a bias is one PEFT mixes but the stacked product does not hold."""
+    biased = _random_adapter(tiny_base, tmp_path / "biased", seed=4, r=4, lora_bias=True, target_modules=["q_proj"])
+    be = _backend(tiny_base, smoke_config, {"biased": biased}, True)
+    ref = _backend(tiny_base, smoke_config, {"biased": biased}, False)
+    assert be.stacked is None and "trains a bias" in capsys.readouterr().err
+    rows = [("biased", "7 + 1"), (None, "7 + 1")]
+    assert torch.equal(_logits(be, rows)[0], _logits(ref, rows)[0])
