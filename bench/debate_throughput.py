@@ -1,21 +1,31 @@
-"""Tokens per second of one debate round (P agents x Q questions), strategies side by side in one run:
+"""Tokens per second of one debate round (P agents, a batch of their prompts), strategies side by side in
+one run, at each batch size of --batches:
 
-  seed       switch adapter, generate one prompt at a time (the seed's loop)
-  per-adapter  switch adapter, one batch of Q prompts per agent
-  mixed      one batch of all P x Q prompts, PEFT mixed-adapter batch (adapter_names=)
-  mixed+static  the same with a static KV cache (lets transformers compile the decode step; GPU)
-  no-lora    the base model on the same batch (the ceiling LoRA is measured against)
+  seed           switch adapter, generate one prompt at a time (the seed's loop; batch-independent)
+  peft+static    one batch mixing every agent through PEFT's `adapter_names=`, static KV cache
+  stacked+static the same batch through the stacked LoRA product (evoswarm.backends.stacked_lora)
+  no-lora+static the bare base model on the same batch (PEFT's layers swapped out): the ceiling
 
-Every strategy generates exactly --new-tokens per prompt (EOS ignored), greedy.
-CPU, embedded model:  python bench/debate_throughput.py --base results/base
-GPU, Qwen3-4B-shaped random weights:  python bench/debate_throughput.py --qwen3-4b --prompt-len 256 --new-tokens 128
+A static cache lets transformers compile the decode step (CUDA graphs) on a GPU; on a CPU it runs eager.
+Each row is printed as tokens/s and as a ratio to no-LoRA and to the bandwidth floor: the batch's tokens
+per step over the time to read the model's weights once at the card's bandwidth (--bandwidth GB/s;
+known cards are looked up). Every strategy generates exactly --new-tokens per prompt (EOS ignored), greedy.
+
+CPU, embedded model:  python bench/debate_throughput.py --base results/base --batches 6 24
+GPU, Qwen3-4B-shaped random weights:
+  python bench/debate_throughput.py --qwen3-4b --prompt-len 256 --new-tokens 128 --r 32 --seed-prompts 3
 """
 
 import argparse
+import contextlib
 import time
 
 import torch
 from common import TARGETS, qwen3_4b_config, randomise_lora, sync
+from evoswarm.backends.stacked_lora import StackedAdapters
+
+# GB/s of HBM by card name (a prefix of torch.cuda.get_device_name()).
+BANDWIDTH = {"NVIDIA H100 80GB HBM3": 3350, "NVIDIA H100 PCIe": 2000, "NVIDIA H200": 4800, "NVIDIA A100": 2039}
 
 
 def build(a, device, dtype):
@@ -26,13 +36,12 @@ def build(a, device, dtype):
     if a.qwen3_4b:
         with torch.device(device):
             base = Qwen3ForCausalLM(qwen3_4b_config()).to(dtype)
-        vocab = base.config.vocab_size
     else:
         from evoswarm.base_model import read_manifest
 
         base = AutoModelForCausalLM.from_pretrained(read_manifest(a.base)["path"], dtype=dtype).to(device)
-        vocab = base.config.vocab_size
     base.eval()
+    weight_bytes = sum(p.numel() * p.element_size() for p in base.parameters())  # tied weights once
     names = [f"agent{i}" for i in range(a.agents)]
     cfg = LoraConfig(r=a.r, lora_alpha=2 * a.r, target_modules=TARGETS, task_type="CAUSAL_LM")
     model = get_peft_model(base, cfg, adapter_name=names[0])
@@ -40,10 +49,27 @@ def build(a, device, dtype):
         model.add_adapter(n, cfg)
     randomise_lora(model, 1)
     model.eval()
-    return model, names, vocab
+    return model, names, weight_bytes
 
 
-def run(model, fn, device):
+@contextlib.contextmanager
+def bare(model):
+    """The base model without PEFT's layers in its module tree (what no-LoRA costs)."""
+    from peft.tuners.lora import LoraLayer
+
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, LoraLayer)]
+    for name, layer in layers:
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, layer.get_base_layer())
+    try:
+        yield model.base_model.model
+    finally:
+        for name, layer in layers:
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, layer)
+
+
+def timed(fn, device):
     sync(device)
     t = time.perf_counter()
     n = fn()
@@ -51,81 +77,111 @@ def run(model, fn, device):
     return n, time.perf_counter() - t
 
 
+def profile_step(fn, device, rows: int = 12) -> None:
+    """Where a generate() call's time goes: the top kernels (GPU) or operators (CPU)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=acts) as prof:
+        fn()
+        sync(device)
+    key = "cuda_time_total" if device == "cuda" else "cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=rows), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default="results/base")
     ap.add_argument("--qwen3-4b", action="store_true", help="a Qwen3-4B-shaped model with random weights")
     ap.add_argument("--agents", type=int, default=3)
-    ap.add_argument("--questions", type=int, default=8)
+    ap.add_argument("--batches", type=int, nargs="+", default=[24, 96, 264], help="prompts per batch (all agents)")
     ap.add_argument("--prompt-len", type=int, default=96)
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--r", type=int, default=16)
-    ap.add_argument(
-        "--seed-prompts",
-        type=int,
-        default=0,
-        help="time the seed's loop on this many prompts only (0 = all); its rate is per prompt anyway",
-    )
+    ap.add_argument("--bandwidth", type=float, default=0, help="GB/s of the card's memory (0: look it up)")
+    ap.add_argument("--seed-prompts", type=int, default=3, help="prompts the seed's loop is timed on")
+    ap.add_argument("--skip", nargs="*", default=[], help="strategies not to run (e.g. seed peft+static)")
+    ap.add_argument("--profile", action="store_true", help="profile stacked and no-lora at the first batch")
     a = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     torch.set_grad_enabled(False)
-    model, names, vocab = build(a, device, dtype)
+    torch._dynamo.config.cache_size_limit = 64  # one compiled decode step per strategy and batch shape
+    model, names, weight_bytes = build(a, device, dtype)
+    card = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+    bandwidth = a.bandwidth or next((v for k, v in BANDWIDTH.items() if card.startswith(k)), 0)
+    step_floor = weight_bytes / (bandwidth * 1e9) if bandwidth else 0  # seconds to read the weights once
+    print(f"{card}: weights {weight_bytes / 1e9:.2f} GB, bandwidth {bandwidth} GB/s, floor {step_floor * 1e3:.2f} ms/step")
+    vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(0)
-    prompts = {n: torch.randint(10, vocab, (a.questions, a.prompt_len), generator=g).to(device) for n in names}
+    prompts = torch.randint(10, vocab, (max(a.batches), a.prompt_len), generator=g).to(device)
     kw = dict(max_new_tokens=a.new_tokens, min_new_tokens=a.new_tokens, do_sample=False, pad_token_id=0)
 
-    def gen(ids, **extra):
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kw, **extra)
+    def gen(m, ids, **extra):
+        out = m.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kw, **extra)
         return (out.shape[1] - ids.shape[1]) * out.shape[0]
 
+    stacked = StackedAdapters(model)
+
     def seed_loop():
-        n, todo = 0, [(name, i) for i in range(a.questions) for name in names]
-        for name, i in todo[: a.seed_prompts or None]:
-            model.set_adapter(name)
-            n += gen(prompts[name][i : i + 1])
-        return n
-
-    def per_adapter():
         n = 0
-        for name in names:
-            model.set_adapter(name)
-            n += gen(prompts[name])
+        for i in range(a.seed_prompts):
+            model.set_adapter(names[i % len(names)])
+            n += gen(model, prompts[i : i + 1])
         return n
 
-    everything = torch.cat([prompts[n] for n in names])
-    adapter_names = [n for n in names for _ in range(a.questions)]
+    def strategies(batch):
+        ids, rows = prompts[:batch], [names[i % len(names)] for i in range(batch)]
 
-    def mixed(**extra):
-        return gen(everything, adapter_names=adapter_names, **extra)
+        def peft_static():
+            return gen(model, ids, adapter_names=rows, cache_implementation="static")
 
-    def no_lora():
-        with model.disable_adapter():
-            return gen(everything)
-
-    strategies = {"seed": seed_loop, "per-adapter": per_adapter, "mixed": mixed, "no-lora": no_lora}
-    if device == "cuda":
-        strategies["mixed+static"] = lambda: mixed(cache_implementation="static")
-        strategies["no-lora+static"] = lambda: no_lora_static()
+        def stacked_static():
+            stacked.install()
+            stacked.route(rows)
+            try:
+                return gen(stacked.model, ids, cache_implementation="static")
+            finally:
+                stacked.uninstall()
 
         def no_lora_static():
-            with model.disable_adapter():
-                return gen(everything, cache_implementation="static")
+            with bare(model) as m:
+                return gen(m, ids, cache_implementation="static")
 
-    gen(prompts[names[0]][:1, :8])  # warm-up
-    results = {}
-    for name, fn in strategies.items():
-        if "static" in name:
-            run(model, fn, device)  # the first call compiles; time the second
-        n, s = run(model, fn, device)
-        results[name] = n / s
-        print(f"{name:15s} {n:6d} tokens in {s:7.2f}s = {n / s:9.1f} tokens/s", flush=True)
-    ref = results["seed"]
-    dev = torch.cuda.get_device_name() if device == "cuda" else "CPU"
-    print(
-        f"RESULT {dev} P={a.agents} Q={a.questions} prompt={a.prompt_len} new={a.new_tokens} r={a.r}: "
-        + ", ".join(f"{k} {v:.1f} tok/s ({v / ref:.1f}x seed)" for k, v in results.items())
-    )
+        return {"no-lora+static": no_lora_static, "stacked+static": stacked_static, "peft+static": peft_static}
+
+    rates = {}
+    if "seed" not in a.skip:
+        gen(model, prompts[:1, :8])  # warm-up
+        n, s = timed(seed_loop, device)
+        rates["seed"] = n / s
+        print(f"seed            {n:7d} tokens in {s:8.2f}s = {n / s:9.1f} tok/s", flush=True)
+    table = []
+    for batch in a.batches:
+        got = {}
+        for name, fn in strategies(batch).items():
+            if name in a.skip:
+                continue
+            timed(fn, device)  # the first call compiles this shape; time the second
+            n, s = timed(fn, device)
+            got[name] = n / s
+            print(f"batch {batch:4d} {name:15s} {n:7d} tokens in {s:8.2f}s = {n / s:9.1f} tok/s", flush=True)
+            if a.profile and batch == a.batches[0] and name in ("stacked+static", "no-lora+static"):
+                profile_step(fn, device)
+        table.append((batch, got))
+    print(f"\nRESULT {card} P={a.agents} prompt={a.prompt_len} new={a.new_tokens} r={a.r} (tok/s; x no-lora; x floor)")
+    if "seed" in rates:
+        print(f"  seed loop: {rates['seed']:.1f} tok/s")
+    for batch, got in table:
+        ref, floor = got.get("no-lora+static"), batch / step_floor if step_floor else 0
+        cells = [
+            f"{k} {v:.0f}" + (f" ({v / ref:.2f}x" if ref else " (") + (f", {v / floor:.1%} floor)" if floor else ")")
+            for k, v in got.items()
+        ]
+        print(f"  batch {batch}: " + "; ".join(cells))
+        if "stacked+static" in got and "peft+static" in got and ref:
+            s = got["stacked+static"]
+            print(f"    stacked/no-lora {s / ref:.2f} (goal >= 0.90), stacked/peft {s / got['peft+static']:.1f}x (goal >= 2)")
 
 
 if __name__ == "__main__":

@@ -163,3 +163,23 @@ def test_adapters_it_cannot_stack_fall_back_to_peft(tiny_base, smoke_config, tmp
     assert be.stacked is None and "trains a bias" in capsys.readouterr().err
     rows = [("biased", "7 + 1"), (None, "7 + 1")]
     assert torch.equal(_logits(be, rows)[0], _logits(ref, rows)[0])
+
+
+def test_a_batch_too_large_for_memory_is_split_not_fatal(pair, monkeypatch, capsys):
+    """The GPU's out-of-memory error cannot happen on this CPU, so the batch call raises it above 3 rows."""
+    stacked, _ = pair
+    rows = _rows(stacked)
+    settings = [(6, 0.0, 1.0, 0)] * len(rows)
+    want = stacked.generate_raw(rows, settings)
+    real = stacked._generate_batch
+
+    def small_memory(prompts, setting):
+        if len(prompts) > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(prompts, setting)
+
+    monkeypatch.setattr(stacked, "_generate_batch", small_memory)
+    monkeypatch.setattr(stacked, "batch_size", 32)
+    assert stacked.generate_raw(rows, settings) == want
+    assert stacked.batch_size == 3
+    assert "going on in batches of 6" in capsys.readouterr().err

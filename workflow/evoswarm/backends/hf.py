@@ -132,14 +132,40 @@ class HFBackend:
         out: list[str] = [""] * len(prompts)
         # Same settings share a batch; long prompts together waste less padding.
         order = sorted(range(len(prompts)), key=lambda i: (settings[i], len(prompts[i][1])))
-        for start in range(0, len(order), self.batch_size):
+
+        def run(start: int, stop: int) -> None:
             groups: dict[tuple, list[int]] = {}
-            for i in order[start : start + self.batch_size]:
+            for i in order[start:stop]:
                 groups.setdefault(settings[i], []).append(i)
             for setting, idx in groups.items():
                 for i, text in zip(idx, self._generate_batch([prompts[i] for i in idx], setting)):
                     out[i] = text
+
+        self._in_batches(len(order), run)
         return out
+
+    def _in_batches(self, n: int, run) -> None:
+        """run(start, stop) over [0, n) in chunks of batch_size. A chunk that runs out of GPU memory is
+        retried in halves, and the rest of the run keeps the smaller size, with a log line: a batch size
+        too large for the card costs speed, not the stage."""
+        start = 0
+        while start < n:
+            stop = min(start + self.batch_size, n)
+            try:
+                run(start, stop)
+            except torch.OutOfMemoryError:
+                if stop - start == 1:
+                    raise
+                self.batch_size = (stop - start) // 2
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                print(
+                    f"warning: out of memory on a batch of {stop - start}; going on in batches of {self.batch_size}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
+            start = stop
 
     def _generate_batch(self, prompts: list[tuple[str | None, str | list[int]]], settings: tuple) -> list[str]:
         max_new, temperature, top_p, seed = settings

@@ -73,13 +73,13 @@ class StackedLoraLinear(nn.Module):
         self.base_layer = peft_layer.get_base_layer()
         self.router = router
         ref = next(iter(peft_layer.lora_A.values())).weight
-        stacked_a = torch.zeros(len(names) * rank, ref.shape[1], dtype=ref.dtype, device=ref.device)
-        stacked_b = torch.zeros(
-            peft_layer.lora_B[next(iter(peft_layer.lora_B))].weight.shape[0],
-            len(names) * rank,
-            dtype=ref.dtype,
-            device=ref.device,
-        )
+        # The base's dtype (bf16 on a GPU), not PEFT's fp32 copy of the factors: fp32 GEMMs and casts
+        # at every module cost more than the product itself. A quantized base keeps PEFT's dtype.
+        base_dtype = getattr(self.base_layer, "weight", ref).dtype
+        dtype = base_dtype if base_dtype.is_floating_point else ref.dtype
+        out_features = next(iter(peft_layer.lora_B.values())).weight.shape[0]
+        stacked_a = torch.zeros(len(names) * rank, ref.shape[1], dtype=dtype, device=ref.device)
+        stacked_b = torch.zeros(out_features, len(names) * rank, dtype=dtype, device=ref.device)
         for k, name in enumerate(names):
             if name not in peft_layer.lora_A:
                 continue  # this adapter leaves the module alone: its block stays zero
