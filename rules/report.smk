@@ -60,6 +60,8 @@ rule evaluate_gen0_best:
         best=layout.eval_json(R, "{seed}", "gen0-best", "{arm}"),
     log:
         "logs/evaluate/{arm}seed{seed}-gen0-best.log",
+    benchmark:
+        "benchmarks/evaluate/{arm}seed{seed}-gen0-best.tsv"
     conda:
         CONDA_ENV
     threads: 1

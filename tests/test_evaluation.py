@@ -26,31 +26,44 @@ def evaluate_stage():
     return module
 
 
-def test_lm_eval_twice_gives_the_same_number(evaluate_stage, tiny_base, tiny_adapters, smoke_config):
+@pytest.fixture(scope="module")
+def loaded_lm(tiny_base, tiny_adapters, smoke_config):
+    """lm-eval's model as the evaluation jobs load it: the base once, both adapters in one PeftModel."""
+    from evoswarm.base_model import read_manifest
+    from evoswarm.evaluation import load_lm_eval_model
+
+    adapters = {name: str(a) for name, a in tiny_adapters.items()}
+    return load_lm_eval_model(read_manifest(str(tiny_base))["path"], adapters, smoke_config, 4)
+
+
+def test_lm_eval_twice_gives_the_same_number(evaluate_stage, loaded_lm, tiny_base, tiny_adapters, smoke_config):
     from evoswarm.population import load_items
 
     items = load_items(str(REPO / "data/tasks/test.jsonl"), 12)
-    a = evaluate_stage.single(smoke_config, "gen0-critic", str(tiny_base), str(tiny_adapters["critic"]), items, 5)
-    b = evaluate_stage.single(smoke_config, "gen0-critic", str(tiny_base), str(tiny_adapters["critic"]), items, 5)
+    critic = str(tiny_adapters["critic"])
+    a = evaluate_stage.single(smoke_config, "gen0-critic", str(tiny_base), critic, items, 5, loaded_lm)
+    b = evaluate_stage.single(smoke_config, "gen0-critic", str(tiny_base), critic, items, 5, loaded_lm)
     assert a["results"]["evoswarm_mc"]["acc,none"] == b["results"]["evoswarm_mc"]["acc,none"]
     assert a["evoswarm"]["per_item"] == b["evoswarm"]["per_item"] and len(a["evoswarm"]["per_item"]) == 12
 
 
-def test_lm_eval_agrees_with_the_debate_scorer(evaluate_stage, tiny_base, tiny_adapters, smoke_config):
-    """lm-eval's multiple_choice acc and our loglik round-1 answers pick the same choices."""
+def test_lm_eval_agrees_with_the_debate_scorer(evaluate_stage, loaded_lm, tiny_base, tiny_adapters, smoke_config):
+    """lm-eval's multiple_choice acc (on the model loaded once) and our loglik round-1 answers pick the same
+    choices, adapter by adapter: a member's solo answers are round 1 of the debate."""
     from evoswarm.backends.hf import HFBackend
     from evoswarm.debate import DebateSettings, run_debate
     from evoswarm.population import load_agents, load_items
 
     items = load_items(str(REPO / "data/tasks/test.jsonl"), 12)
-    res = evaluate_stage.single(smoke_config, "gen0-critic", str(tiny_base), str(tiny_adapters["critic"]), items, 5)
     be = HFBackend.from_base(str(tiny_base), smoke_config)
-    agents = load_agents(be, str(tiny_base), [str(tiny_adapters["critic"])])
+    agents = load_agents(be, str(tiny_base), [str(a) for a in tiny_adapters.values()])
     s = DebateSettings.from_config({**smoke_config["debate"], "rounds": 1}, "choice", seed=0)
     transcripts, _ = run_debate(be, agents, items, s)
-    ours = {t["question_id"]: t["correct"] for t in transcripts}
-    theirs = {r["id"]: r["correct"] for r in res["evoswarm"]["per_item"]}
-    assert ours == theirs
+    for name, adapter in tiny_adapters.items():
+        res = evaluate_stage.single(smoke_config, f"gen0-{name}", str(tiny_base), str(adapter), items, 5, loaded_lm)
+        ours = {t["question_id"]: (t["answer"], t["correct"]) for t in transcripts if t["agent"] == name}
+        theirs = {r["id"]: (r["answer"], r["correct"]) for r in res["evoswarm"]["per_item"]}
+        assert ours == theirs
 
 
 def test_a_failed_target_exits_non_zero_and_leaves_a_failure_record(tiny_base, tmp_path):
@@ -349,24 +362,29 @@ def test_team_vote_is_round_one_of_the_generation_debate(evaluate_stage, tiny_ba
 
 
 def test_lm_eval_with_the_base_loaded_once_scores_as_one_model_per_target(
-    evaluate_stage, tiny_base, tiny_adapters, smoke_config
+    evaluate_stage, loaded_lm, tiny_base, tiny_adapters, smoke_config
 ):
     """Both adapters in one PeftModel on one HFLM, switched per target, give lm-eval's own per-target
-    results (base + `peft=` from model_args): the same items right, the same accuracy."""
-    from evoswarm.base_model import read_manifest
-    from evoswarm.config import stage_config
-    from evoswarm.evaluation import load_lm_eval_model
+    results (base + `peft=` from model_args): the same answers, the same accuracy."""
+    import torch
+    from evoswarm.evaluation import use_adapter
     from evoswarm.population import load_items
 
-    config, items = stage_config(smoke_config, "evaluate"), load_items(TEST, 12)
+    items = load_items(TEST, 12)
     adapters = {name: str(a) for name, a in tiny_adapters.items()}
-    lm = load_lm_eval_model(read_manifest(str(tiny_base))["path"], adapters, config, 4)
+    own = {
+        n: evaluate_stage.single(smoke_config, f"gen0-{n}", str(tiny_base), a, items, 5) for n, a in adapters.items()
+    }
     for name in ["ideator", "critic", "ideator"]:  # back and forth: switching leaves no trace
-        once = evaluate_stage.single(config, f"gen0-{name}", str(tiny_base), adapters[name], items, 5, lm)
-        own = evaluate_stage.single(config, f"gen0-{name}", str(tiny_base), adapters[name], items, 5)
-        assert once["evoswarm"] == own["evoswarm"] and len(once["evoswarm"]["per_item"]) == 12
-        assert once["results"] == own["results"]
-        assert once["config"]["model_args"] == own["config"]["model_args"]
-        task_once, task_own = once["configs"]["evoswarm_mc"], own["configs"]["evoswarm_mc"]
+        once = evaluate_stage.single(smoke_config, f"gen0-{name}", str(tiny_base), adapters[name], items, 5, loaded_lm)
+        assert once["evoswarm"] == own[name]["evoswarm"] and len(once["evoswarm"]["per_item"]) == 12
+        assert once["results"] == own[name]["results"]
+        assert once["config"]["model_args"] == own[name]["config"]["model_args"]
+        task_once, task_own = dict(once["configs"]["evoswarm_mc"]), dict(own[name]["configs"]["evoswarm_mc"])
         assert task_once.pop("dataset_kwargs") != task_own.pop("dataset_kwargs")  # each in its own temp folder
         assert task_once == task_own  # lm-eval's record of the task, its metadata included
+    logits = {}  # switching really switches: the two adapters score differently
+    for name in adapters:
+        use_adapter(loaded_lm, name)
+        logits[name] = loaded_lm.model(torch.tensor([[1, 2, 3, 4]])).logits
+    assert not torch.allclose(logits["critic"], logits["ideator"])

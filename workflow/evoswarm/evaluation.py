@@ -142,7 +142,15 @@ def run_lm_eval(
     samples = res.pop("samples")[TASK]
     by_id = {d["id"]: d for d in docs}
     per_item = sorted(
-        ({"id": s["doc"]["id"], "skill": by_id[s["doc"]["id"]]["skill"], "correct": bool(s["acc"])} for s in samples),
+        (
+            {
+                "id": s["doc"]["id"],
+                "skill": by_id[s["doc"]["id"]]["skill"],
+                "correct": bool(s["acc"]),
+                "answer": chosen(s["filtered_resps"], by_id[s["doc"]["id"]]),
+            }
+            for s in samples
+        ),
         key=lambda r: r["id"],
     )
     from lm_eval.utils import handle_non_serializable
@@ -153,6 +161,12 @@ def run_lm_eval(
     spent = budget(len(docs), 0, sum(len(d["continuations"]) for d in docs))
     out["evoswarm"] = {"evaluator": "lm-eval", "per_item": per_item, "budget": spent}
     return out
+
+
+def chosen(choice_resps: list, doc: dict) -> str:
+    """The choice lm-eval's acc counts as the answer: the highest log-likelihood, the first on a tie (argmax)."""
+    lls = [r[0] for r in choice_resps]
+    return doc["continuations"][max(range(len(lls)), key=lls.__getitem__)].removesuffix(ANSWER_SUFFIX)
 
 
 def result_json(per_item: list[dict], evaluator: str, extra: dict | None = None) -> dict:
