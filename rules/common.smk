@@ -4,9 +4,9 @@ import sys
 
 from evoswarm import layout
 from evoswarm.config import (
-    evaluation_targets,
     gen0_members,
     gen0_systems,
+    generation_eval_targets,
     key_locator,
     members,
     stage_config,
@@ -171,34 +171,39 @@ def params_for(stage):
     return stage_params
 
 
-# Evaluation targets (DESIGN.md section 4, baselines): lm-eval on single models, the debate evaluator on teams.
-def eval_targets():
-    return evaluation_targets(config)
+# Evaluation targets (DESIGN.md section 4): one job per generation (config.generation_eval_targets).
+def gen_eval_outputs(gen, arm=""):
+    """The eval jsons of a generation's evaluation job (patterns with gen="{gen}", arm="{arm}")."""
+    return [
+        layout.eval_json(R, "{seed}", t, arm)
+        for t in generation_eval_targets(config, gen)
+    ]
 
 
-def eval_inputs(wildcards):
-    """Inputs of one evaluation target: always the base and the test split, plus the adapters it uses."""
-    t, seed, arm = wildcards.target, wildcards.get("seed"), wildcards.get("arm", "")
-    inputs = {"base": base_dir(), "tasks": config["tasks"]["test"]}
-    if t.startswith("gen0-") and t[5:] in GEN0:
-        inputs["adapters"] = [layout.adapter_dir(R, seed, 0, t[5:])]
-    elif t.endswith("-best"):
-        g = int(t[3:-5])
-        inputs["adapters"] = adapters_of(seed, g, arm)
-        inputs["fitness"] = layout.fitness_csv(R, seed, g, owner(arm, g, "fitness"))
-    elif t == "team-vote":
-        inputs["adapters"] = adapters_of(seed, 0)
-    elif t.startswith("team-gen"):
-        inputs["adapters"] = adapters_of(seed, int(t[8:]), arm)
-    # base, base-sc and prompt-vote read the base alone (prompt-vote: + eval_systems)
-    elif t not in ("base", "base-sc", "prompt-vote"):
-        raise ValueError(f"unknown evaluation target {t!r}; known: {eval_targets()}")
+def gen_eval_inputs(wildcards):
+    """The base, the test split, the generation's adapters and (g >= 1, for its best agent) its fitness."""
+    seed, gen, arm = (
+        wildcards.seed,
+        int(wildcards.get("gen", 0)),
+        wildcards.get("arm", ""),
+    )
+    inputs = {
+        "base": base_dir(),
+        "tasks": config["tasks"]["test"],
+        "adapters": adapters_of(seed, gen, arm),
+    }
+    if gen:
+        inputs["fitness"] = layout.fitness_csv(R, seed, gen, owner(arm, gen, "fitness"))
     return inputs
 
 
-def eval_systems(wildcards):
-    """prompt-vote's persona system prompts (passed as params; the other targets read none)."""
-    return gen0_systems(config) if wildcards.target == "prompt-vote" else {}
+def gen0_best_inputs(wildcards):
+    """The fitness of generation 0 that the run asking reads, and the main run's gen0-<agent> results."""
+    seed, arm = wildcards.seed, wildcards.arm
+    return {
+        "fitness": layout.fitness_csv(R, seed, 0, owner(arm, 0, "fitness")),
+        "agent_evals": [layout.eval_json(R, seed, f"gen0-{a}") for a in GEN0],
+    }
 
 
 def report_files():

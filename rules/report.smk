@@ -1,12 +1,16 @@
-rule evaluate:
+# Evaluation (DESIGN.md section 4): one job per generation of a replicate, which debates the test split
+# once and scores its single-model targets on the base loaded once (workflow/scripts/evaluate.py).
+# Generation 0 of the main run: its debate (team-gen0, and team-vote from its round 1), the personas,
+# and the base-only per-seed baselines (base-sc, prompt-vote). Every study arm shares it.
+rule evaluate_gen0:
     input:
-        unpack(eval_inputs),
+        unpack(gen_eval_inputs),
     output:
-        layout.eval_json(R, "{seed}", "{target}", "{arm}"),
+        gen_eval_outputs(0),
     log:
-        "logs/evaluate/{arm}seed{seed}-{target}.log",
+        "logs/evaluate/seed{seed}-gen0.log",
     benchmark:
-        "benchmarks/evaluate/{arm}seed{seed}-{target}.tsv"
+        "benchmarks/evaluate/seed{seed}-gen0.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -16,15 +20,66 @@ rule evaluate:
     params:
         config=params_for("evaluate"),
         population=config["population"],
-        systems=eval_systems,
+        systems=gen0_systems(config),
     script:
-        "../workflow/scripts/evaluate_target.py"
+        "../workflow/scripts/evaluate.py"
+
+
+# Generation g >= 1 of the main run or a study arm: its debate (team-gen<g>) and its best agent.
+rule evaluate_generation:
+    input:
+        unpack(gen_eval_inputs),
+    output:
+        gen_eval_outputs("{gen}", "{arm}"),
+    log:
+        "logs/evaluate/{arm}seed{seed}-gen{gen}.log",
+    benchmark:
+        "benchmarks/evaluate/{arm}seed{seed}-gen{gen}.tsv"
+    wildcard_constraints:
+        gen=r"[1-9]\d*",
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=6000,
+        gpu=GPU,
+    params:
+        config=params_for("evaluate"),
+        population=config["population"],
+        systems={},
+    script:
+        "../workflow/scripts/evaluate.py"
+
+
+# Generation 0's best agent by the fitness of the run that asks (a study arm may rank differently):
+# a copy of that agent's gen0-<agent> result, no model.
+rule evaluate_gen0_best:
+    input:
+        unpack(gen0_best_inputs),
+    output:
+        best=layout.eval_json(R, "{seed}", "gen0-best", "{arm}"),
+    log:
+        "logs/evaluate/{arm}seed{seed}-gen0-best.log",
+    benchmark:
+        "benchmarks/evaluate/{arm}seed{seed}-gen0-best.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        config=params_for("evaluate"),
+        population=config["population"],
+        systems={},
+    script:
+        "../workflow/scripts/evaluate.py"
 
 
 # Targets every replicate shares (the base alone), evaluated once with the first seed.
 rule evaluate_shared:
     input:
-        unpack(eval_inputs),
+        base=base_dir(),
+        tasks=config["tasks"]["test"],
     output:
         layout.shared_eval_json(R, "{target}"),
     log:
@@ -42,9 +97,9 @@ rule evaluate_shared:
     params:
         config=params_for("evaluate"),
         population=config["population"],
-        systems=eval_systems,
+        systems={},
     script:
-        "../workflow/scripts/evaluate_target.py"
+        "../workflow/scripts/evaluate.py"
 
 
 rule report:

@@ -3,7 +3,16 @@ import re
 import pytest
 import yaml
 from conftest import REPO, run_snakemake
-from evoswarm.config import SCHEMA_PATH, derive_seed, evaluation_targets, load_config, members, stage_config, validate
+from evoswarm.config import (
+    SCHEMA_PATH,
+    derive_seed,
+    evaluation_targets,
+    generation_eval_targets,
+    load_config,
+    members,
+    stage_config,
+    validate,
+)
 from evoswarm.io import InputError
 from evoswarm.layout import SHARED_TARGETS
 
@@ -186,7 +195,9 @@ def test_dry_run_lists_every_seed_and_shares_the_base(tmp_path):
     g, p = c["generations"], c["population"]
     assert counts["build_base"] == 1 and counts["evaluate_shared"] == len(SHARED_TARGETS)
     assert counts["train_persona"] == 3 * p and counts["debate"] == 3 * (g + 1) and counts["breed"] == 3 * g * p
-    assert counts["evaluate"] == 3 * (len(evaluation_targets(c)) - len(SHARED_TARGETS)) and counts["report"] == 1
+    # one evaluation job per generation and seed, and gen0-best's copy of its agent's result
+    assert counts["evaluate_gen0"] == 3 and counts["evaluate_generation"] == 3 * g and counts["report"] == 1
+    assert counts["evaluate_gen0_best"] == 3
 
 
 @pytest.mark.parametrize("seeds", ["[]", "[0,0]", "[-1]"])
@@ -269,3 +280,11 @@ def test_code_is_ruff_and_snakefmt_clean():
         [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True
     )
     assert fmt.returncode == 0, fmt.stderr
+
+
+def test_the_evaluation_jobs_cover_every_target_once():
+    """Per replicate: each generation's job, gen0-best's copy and the shared base make up the report's targets."""
+    c = load_config(REPO / "config.yaml")
+    jobs = [t for g in range(c["generations"] + 1) for t in generation_eval_targets(c, g)]
+    jobs += ["gen0-best", *SHARED_TARGETS]
+    assert sorted(jobs) == sorted(evaluation_targets(c)) and len(set(jobs)) == len(jobs)

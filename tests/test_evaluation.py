@@ -1,5 +1,6 @@
-"""Evaluation targets: lm-eval deterministic and agreeing with our scorer; base-sc really samples
-generated turns; prompt-vote is the base under the personas' prompts; every target records its budget."""
+"""Evaluation targets: lm-eval deterministic and agreeing with our scorer, the same with the base loaded
+once as per target; team-vote is round 1 of the generation's debate; base-sc really samples generated
+turns; prompt-vote is the base under the personas' prompts; every target records its budget."""
 
 import copy
 import json
@@ -19,37 +20,50 @@ def evaluate_stage():
     """The evaluate stage script, imported by path (it runs nothing on import)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("evaluate_target", REPO / "workflow/scripts/evaluate_target.py")
+    spec = importlib.util.spec_from_file_location("evaluate", REPO / "workflow/scripts/evaluate.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_lm_eval_twice_gives_the_same_number(evaluate_stage, tiny_base, tiny_adapters, smoke_config):
+@pytest.fixture(scope="module")
+def loaded_lm(tiny_base, tiny_adapters, smoke_config):
+    """lm-eval's model as the evaluation jobs load it: the base once, both adapters in one PeftModel."""
+    from evoswarm.base_model import read_manifest
+    from evoswarm.evaluation import load_lm_eval_model
+
+    adapters = {name: str(a) for name, a in tiny_adapters.items()}
+    return load_lm_eval_model(read_manifest(str(tiny_base))["path"], adapters, smoke_config, 4)
+
+
+def test_lm_eval_twice_gives_the_same_number(evaluate_stage, loaded_lm, tiny_base, tiny_adapters, smoke_config):
     from evoswarm.population import load_items
 
     items = load_items(str(REPO / "data/tasks/test.jsonl"), 12)
-    a = evaluate_stage.single(smoke_config, "gen0-critic", str(tiny_base), str(tiny_adapters["critic"]), items, 5)
-    b = evaluate_stage.single(smoke_config, "gen0-critic", str(tiny_base), str(tiny_adapters["critic"]), items, 5)
+    critic = str(tiny_adapters["critic"])
+    a = evaluate_stage.single(smoke_config, "gen0-critic", str(tiny_base), critic, items, 5, loaded_lm)
+    b = evaluate_stage.single(smoke_config, "gen0-critic", str(tiny_base), critic, items, 5, loaded_lm)
     assert a["results"]["evoswarm_mc"]["acc,none"] == b["results"]["evoswarm_mc"]["acc,none"]
     assert a["evoswarm"]["per_item"] == b["evoswarm"]["per_item"] and len(a["evoswarm"]["per_item"]) == 12
 
 
-def test_lm_eval_agrees_with_the_debate_scorer(evaluate_stage, tiny_base, tiny_adapters, smoke_config):
-    """lm-eval's multiple_choice acc and our loglik round-1 answers pick the same choices."""
+def test_lm_eval_agrees_with_the_debate_scorer(evaluate_stage, loaded_lm, tiny_base, tiny_adapters, smoke_config):
+    """lm-eval's multiple_choice acc (on the model loaded once) and our loglik round-1 answers pick the same
+    choices, adapter by adapter: a member's solo answers are round 1 of the debate."""
     from evoswarm.backends.hf import HFBackend
     from evoswarm.debate import DebateSettings, run_debate
     from evoswarm.population import load_agents, load_items
 
     items = load_items(str(REPO / "data/tasks/test.jsonl"), 12)
-    res = evaluate_stage.single(smoke_config, "gen0-critic", str(tiny_base), str(tiny_adapters["critic"]), items, 5)
     be = HFBackend.from_base(str(tiny_base), smoke_config)
-    agents = load_agents(be, str(tiny_base), [str(tiny_adapters["critic"])])
+    agents = load_agents(be, str(tiny_base), [str(a) for a in tiny_adapters.values()])
     s = DebateSettings.from_config({**smoke_config["debate"], "rounds": 1}, "choice", seed=0)
     transcripts, _ = run_debate(be, agents, items, s)
-    ours = {t["question_id"]: t["correct"] for t in transcripts}
-    theirs = {r["id"]: r["correct"] for r in res["evoswarm"]["per_item"]}
-    assert ours == theirs
+    for name, adapter in tiny_adapters.items():
+        res = evaluate_stage.single(smoke_config, f"gen0-{name}", str(tiny_base), str(adapter), items, 5, loaded_lm)
+        ours = {t["question_id"]: (t["answer"], t["correct"]) for t in transcripts if t["agent"] == name}
+        theirs = {r["id"]: (r["answer"], r["correct"]) for r in res["evoswarm"]["per_item"]}
+        assert ours == theirs
 
 
 def test_a_failed_target_exits_non_zero_and_leaves_a_failure_record(tiny_base, tmp_path):
@@ -62,9 +76,9 @@ def test_a_failed_target_exits_non_zero_and_leaves_a_failure_record(tiny_base, t
 
     out = tmp_path / "eval" / "gen0-ghost.json"
     done = subprocess.run(
-        [sys.executable, "workflow/scripts/evaluate_target.py", "--config", "configs/smoke.yaml"]
-        + ["--target", "gen0-ghost", "--base", str(tiny_base), "--adapters", str(tmp_path / "ghost")]
-        + ["--out", str(out)],
+        [sys.executable, "workflow/scripts/evaluate.py", "--config", "configs/smoke.yaml"]
+        + ["--targets", "gen0-ghost", "--base", str(tiny_base), "--adapters", str(tmp_path / "ghost")]
+        + ["--out-dir", str(out.parent)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -84,7 +98,7 @@ def test_a_target_that_succeeds_on_retry_drops_its_failure_record(evaluate_stage
     write_json(eval_failure(str(out)), {"failed": True, "error": "RuntimeError: CUDA out of memory"})
     config = stage_config(smoke_config, "evaluate")
     config["evaluation"] = {**config["evaluation"], "limit": 2, "self_consistency_k": 1}
-    evaluate_stage.main(config, "base-sc", str(tiny_base), TEST, str(out))
+    evaluate_stage.main(config, str(tiny_base), TEST, {"base-sc": str(out)})
     assert not json.loads(out.read_text()).get("failed") and not Path(eval_failure(str(out))).exists()
 
 
@@ -191,27 +205,30 @@ def eval_config(smoke_config, limit=4, **evaluation):
     return cfg
 
 
-def run_target(evaluate_stage, config, target, base, adapters=(), fitness=None):
+def run_target(evaluate_stage, config, target, base, tmp_path, adapters=(), fitness=None):
+    """One target through the evaluate stage's main (its own job), read back from its JSON."""
     from evoswarm.config import gen0_systems, stage_config
 
-    return evaluate_stage.evaluate(
+    out = tmp_path / f"{target}.json"
+    evaluate_stage.main(
         stage_config(config, "evaluate"),
-        target,
         str(base),
         TEST,
+        {target: str(out)},
         [str(a) for a in adapters],
         fitness,
         config["population"],
         gen0_systems(config),
     )
+    return json.loads(out.read_text())
 
 
-def test_base_sc_samples_k_generated_turns_per_item(evaluate_stage, recorders, tiny_base, smoke_config):
+def test_base_sc_samples_k_generated_turns_per_item(evaluate_stage, recorders, tiny_base, smoke_config, tmp_path):
     from evoswarm.population import load_items
     from evoswarm.prompts import chat, turn_prompt
 
     cfg = eval_config(smoke_config, self_consistency_k=3, self_consistency_temperature=1.0)
-    res = run_target(evaluate_stage, cfg, "base-sc", tiny_base)
+    res = run_target(evaluate_stage, cfg, "base-sc", tiny_base, tmp_path)
     rec = recorders[0]
     items = load_items(TEST, 4)
     assert len(rec.gen) == 3 * 4 and not rec.scored and not rec.added  # full turns, even in loglik mode
@@ -225,16 +242,18 @@ def test_base_sc_samples_k_generated_turns_per_item(evaluate_stage, recorders, t
     assert ev["k"] == 3 and 0.0 <= ev["parse_failure_rate"] <= 1.0
     assert ev["budget"]["model_calls"] == 12 and ev["budget"]["scored_continuations"] == 0
     assert 0 < ev["budget"]["generated_tokens"] <= 12 * cfg["debate"]["max_new_tokens"]
-    assert res == run_target(evaluate_stage, cfg, "base-sc", tiny_base)  # seeded: same config, same result
+    assert res == run_target(evaluate_stage, cfg, "base-sc", tiny_base, tmp_path)  # seeded: same config, same result
 
 
-def test_base_sc_at_temperature_zero_is_the_greedy_round_one_answer(evaluate_stage, recorders, tiny_base, smoke_config):
+def test_base_sc_at_temperature_zero_is_the_greedy_round_one_answer(
+    evaluate_stage, recorders, tiny_base, smoke_config, tmp_path
+):
     from evoswarm.backends.hf import HFBackend
     from evoswarm.debate import Agent, DebateSettings, run_debate
     from evoswarm.population import load_items
 
     cfg = eval_config(smoke_config, self_consistency_k=2, self_consistency_temperature=0.0)
-    res = run_target(evaluate_stage, cfg, "base-sc", tiny_base)
+    res = run_target(evaluate_stage, cfg, "base-sc", tiny_base, tmp_path)
     dcfg = {**cfg["debate"], "answer_mode": "generate", "rounds": 1, "temperature": 0.0}
     s = DebateSettings.from_config(dcfg, "choice", seed=0)
     transcripts, _ = run_debate(
@@ -245,11 +264,13 @@ def test_base_sc_at_temperature_zero_is_the_greedy_round_one_answer(evaluate_sta
     assert [r["correct"] for r in res["evoswarm"]["per_item"]] == [bool(t["correct"]) for t in transcripts]
 
 
-def test_prompt_vote_is_the_base_under_each_persona_prompt(evaluate_stage, recorders, tiny_base, smoke_config):
+def test_prompt_vote_is_the_base_under_each_persona_prompt(
+    evaluate_stage, recorders, tiny_base, smoke_config, tmp_path
+):
     from evoswarm.config import gen0_systems
 
     cfg = eval_config(smoke_config)
-    res = run_target(evaluate_stage, cfg, "prompt-vote", tiny_base)
+    res = run_target(evaluate_stage, cfg, "prompt-vote", tiny_base, tmp_path)
     rec = recorders[0]
     systems = gen0_systems(cfg)
     assert not rec.added and all(r.adapter is None for r in rec.gen + rec.scored)
@@ -261,56 +282,109 @@ def test_prompt_vote_is_the_base_under_each_persona_prompt(evaluate_stage, recor
     assert ev["budget"]["model_calls"] == len(systems) * 4
 
 
-def test_every_target_records_its_budget(evaluate_stage, tiny_base, tiny_adapters, smoke_config, tmp_path):
-    """lm-eval: one call and all choices per item, nothing generated; a debate spends more on every count."""
+def test_generation_jobs_write_every_target_with_its_budget(
+    evaluate_stage, tiny_base, tiny_adapters, smoke_config, tmp_path, capsys
+):
+    """The jobs as the workflow runs them (shared base; generation 0; gen0-best; generation 1), each target's
+    JSON with its budget: lm-eval one call and all choices per item, nothing generated; a debate more on
+    every count; team-vote what round 1 of the generation-0 debate cost. The log tells progress and ETA."""
     from evoswarm.config import stage_config
     from evoswarm.population import load_items
 
     cfg = eval_config(smoke_config)
     items = load_items(TEST, 4)
-    adapters = list(tiny_adapters.values())
+    adapters = [str(a) for a in tiny_adapters.values()]
     fitness = tmp_path / "fitness.csv"
-    fitness.write_text("agent,fitness,task,cooperation,novelty\ncritic,0.5,0.5,0.5,0.5\nideator,0.4,0.4,0.4,0.4\n")
-    budgets = {}
-    for target, adapters_in, fit in [
-        ("base", [], None),
-        ("gen0-critic", adapters[:1], None),
-        ("gen1-best", adapters, str(fitness)),
-        ("base-sc", [], None),
-        ("prompt-vote", [], None),
-        ("team-vote", adapters, None),
-        ("team-gen1", adapters, None),
+    fitness.write_text("agent,fitness,task,cooperation,novelty\nideator,0.5,0.5,0.5,0.5\ncritic,0.4,0.4,0.4,0.4\n")
+    gen0 = ["team-gen0", "team-vote", "prompt-vote", "base-sc", "gen0-critic", "gen0-ideator"]
+    outs = {t: str(tmp_path / f"{t}.json") for t in ["base", *gen0, "gen0-best", "team-gen1", "gen1-best"]}
+    config, systems = stage_config(cfg, "evaluate"), {"critic": "c", "ideator": "i"}
+    for job, inputs in [
+        (["base"], {}),
+        (gen0, {"adapters": adapters}),
+        (["gen0-best"], {"fitness": str(fitness), "agent_evals": [outs["gen0-critic"], outs["gen0-ideator"]]}),
+        (["team-gen1", "gen1-best"], {"adapters": adapters, "fitness": str(fitness)}),
     ]:
-        out = tmp_path / f"{target}.json"
         evaluate_stage.main(
-            stage_config(cfg, "evaluate"),
-            target,
-            str(tiny_base),
-            TEST,
-            str(out),
-            [str(a) for a in adapters_in],
-            fit,
-            cfg["population"],
-            {"critic": "c", "ideator": "i"},
+            config, str(tiny_base), TEST, {t: outs[t] for t in job}, population=2, systems=systems, **inputs
         )
-        res = json.loads(out.read_text())
-        assert not res.get("failed"), res.get("error")
-        budgets[target] = res["evoswarm"]["budget"]
-        assert set(budgets[target]) == BUDGET_KEYS and all(isinstance(v, int) for v in budgets[target].values())
+    log = capsys.readouterr().out
+    assert "team-gen0: started" in log and "team-gen0: 8/32 backend requests" in log and "; ETA " in log
+    res = {t: json.loads(Path(p).read_text()) for t, p in outs.items()}
+    budgets = {t: r["evoswarm"]["budget"] for t, r in res.items()}
+    assert all(set(b) == BUDGET_KEYS and all(isinstance(v, int) for v in b.values()) for b in budgets.values())
+    assert {t: r["evoswarm"]["target"] for t, r in res.items()} == {t: t for t in outs}
+    assert res["gen0-best"]["evoswarm"]["agent"] == res["gen1-best"]["evoswarm"]["agent"] == "ideator"
+    assert res["gen0-best"]["results"] == res["gen0-ideator"]["results"]
+    assert res["gen1-best"]["evoswarm"]["per_item"] == res["gen0-ideator"]["evoswarm"]["per_item"]  # same adapter
     n_choices = sum(len(it["choices"]) for it in items)
     assert budgets["base"] == {"model_calls": 4, "generated_tokens": 0, "scored_continuations": n_choices}
-    assert budgets["gen0-critic"] == budgets["base"] == budgets["gen1-best"]
+    assert budgets["gen0-critic"] == budgets["base"] == budgets["gen1-best"] == budgets["gen0-best"]
     rounds = cfg["debate"]["rounds"]
     assert budgets["team-gen1"]["model_calls"] == 2 * rounds * 4 == 2 * budgets["team-vote"]["model_calls"]
     assert budgets["team-gen1"]["scored_continuations"] == 2 * rounds * n_choices  # loglik: every choice, every turn
+    assert budgets["team-vote"]["scored_continuations"] == 2 * n_choices  # round 1 only
+    assert 0 < budgets["team-vote"]["generated_tokens"] < budgets["team-gen0"]["generated_tokens"]
     for team in ("prompt-vote", "team-vote", "team-gen1"):
         assert budgets[team]["generated_tokens"] > 0  # the summaries
         assert all(budgets[team][k] >= budgets["base"][k] for k in BUDGET_KEYS)
         assert budgets[team]["model_calls"] > budgets["base"]["model_calls"]
 
 
-def test_team_with_a_judge_spends_a_judge_turn_per_item(evaluate_stage, tiny_base, tiny_adapters, smoke_config):
+@pytest.mark.parametrize("judge", [False, True])
+def test_team_vote_is_round_one_of_the_generation_debate(evaluate_stage, tiny_base, tiny_adapters, smoke_config, judge):
+    """Read off the two-round debate, team-vote gives what a debate of one round (same seed) gives, item by
+    item, at that debate's cost; with a judge, the judge over the round-1 turns (one more call per item)."""
+    from evoswarm.config import stage_config
+    from evoswarm.population import load_items
+
     cfg = eval_config(smoke_config)
-    cfg["debate"]["judge"] = True
-    res = run_target(evaluate_stage, cfg, "team-vote", tiny_base, tiny_adapters.values())
-    assert res["evoswarm"]["judge"] and res["evoswarm"]["budget"]["model_calls"] == (2 + 1) * 4
+    cfg["debate"]["judge"] = judge
+    config, items, base = stage_config(cfg, "evaluate"), load_items(TEST, 4), str(tiny_base)
+    adapters = [str(a) for a in tiny_adapters.values()]
+    seed = evaluate_stage.target_seed(config, "team-gen0")
+
+    def debate(rounds):
+        backend = evaluate_stage.counting_backend(config, base)
+        agents = evaluate_stage.team_agents(backend, "team-gen0", base, adapters)
+        res, transcripts = evaluate_stage.team(config, "team-gen0", backend, agents, items, seed, rounds)
+        return res, transcripts, backend, agents
+
+    _, transcripts, backend, agents = debate(cfg["debate"]["rounds"])
+    derived = evaluate_stage.first_round_vote(
+        config, "team-vote", backend, agents, items, transcripts, seed, "team-gen0"
+    )
+    one_round = debate(1)[0]["evoswarm"]
+    assert derived["evoswarm"]["per_item"] == one_round["per_item"]
+    assert derived["evoswarm"]["budget"] == one_round["budget"]
+    assert derived["evoswarm"]["budget"]["model_calls"] == (2 + judge) * 4
+    assert derived["evoswarm"]["rounds"] == 1 and derived["evoswarm"]["judge"] == judge
+
+
+def test_lm_eval_with_the_base_loaded_once_scores_as_one_model_per_target(
+    evaluate_stage, loaded_lm, tiny_base, tiny_adapters, smoke_config
+):
+    """Both adapters in one PeftModel on one HFLM, switched per target, give lm-eval's own per-target
+    results (base + `peft=` from model_args): the same answers, the same accuracy."""
+    import torch
+    from evoswarm.evaluation import use_adapter
+    from evoswarm.population import load_items
+
+    items = load_items(TEST, 12)
+    adapters = {name: str(a) for name, a in tiny_adapters.items()}
+    own = {
+        n: evaluate_stage.single(smoke_config, f"gen0-{n}", str(tiny_base), a, items, 5) for n, a in adapters.items()
+    }
+    for name in ["ideator", "critic", "ideator"]:  # back and forth: switching leaves no trace
+        once = evaluate_stage.single(smoke_config, f"gen0-{name}", str(tiny_base), adapters[name], items, 5, loaded_lm)
+        assert once["evoswarm"] == own[name]["evoswarm"] and len(once["evoswarm"]["per_item"]) == 12
+        assert once["results"] == own[name]["results"]
+        assert once["config"]["model_args"] == own[name]["config"]["model_args"]
+        task_once, task_own = dict(once["configs"]["evoswarm_mc"]), dict(own[name]["configs"]["evoswarm_mc"])
+        assert task_once.pop("dataset_kwargs") != task_own.pop("dataset_kwargs")  # each in its own temp folder
+        assert task_once == task_own  # lm-eval's record of the task, its metadata included
+    logits = {}  # switching really switches: the two adapters score differently
+    for name in adapters:
+        use_adapter(loaded_lm, name)
+        logits[name] = loaded_lm.model(torch.tensor([[1, 2, 3, 4]])).logits
+    assert not torch.allclose(logits["critic"], logits["ideator"])

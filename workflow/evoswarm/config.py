@@ -69,7 +69,7 @@ def _check(config: dict, source: str) -> None:
         )
     copies = _gen0_slot_names(names, config["population"])[len(names) :]
     for i, name in enumerate(names):
-        # evaluate_target and the report read a target ending in '-best' as a generation's best agent.
+        # the evaluate stage and the report read a target ending in '-best' as a generation's best agent.
         if name == "best" or name.endswith("-best"):
             raise InputError(
                 f"{source}: personas[{i}].name {name!r}: its target gen0-{name} would read as gen<g>-best; rename it"
@@ -225,6 +225,17 @@ def evaluation_targets(config: dict) -> list[str]:
         + [f"gen{g}-best" for g in gens]
         + [f"team-gen{g}" for g in gens]
     )
+
+
+def generation_eval_targets(config: dict, gen: int | str) -> list[str]:
+    """The targets one evaluation job computes for generation `gen` of a replicate: its test debate (and,
+    for generation 0, the one-round vote read off that debate's round 1), its single-model targets on
+    the base loaded once, and with generation 0 the base-only per-seed baselines. Not here: `base`
+    (shared by all seeds) and gen0-best (a copy of its agent's result, chosen by the run's fitness).
+    `gen` may be a pattern ("{gen}": the rule of every generation >= 1)."""
+    if gen == 0:
+        return ["team-gen0", "team-vote", "prompt-vote", "base-sc"] + [f"gen0-{a}" for a in gen0_members(config)]
+    return [f"team-gen{gen}", f"gen{gen}-best"]
 
 
 # What a study arm may change: the keys that act from generation 0's fitness on. Everything before

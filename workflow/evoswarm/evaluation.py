@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import yaml
@@ -48,28 +49,87 @@ def task_config(data_file: str) -> dict:
     return cfg
 
 
-def run_lm_eval(
-    model_path: str, adapter: str | None, docs: list[dict], work: Path, config: dict, seed: int, batch_size: int
-) -> dict:
-    """lm_eval.simple_evaluate with the `hf` model (and `peft=` for an adapter) on the prepared docs."""
-    import lm_eval
-
+def hf_model_args(model_path: str, adapter: str | None, config: dict) -> dict:
+    """lm-eval's `hf` model arguments for the base (and `peft=` an adapter), as the config places the model."""
     from evoswarm.base_model import pick_device, pick_dtype
 
-    data_file = work / "docs.jsonl"
-    data_file.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
     device = pick_device(config["base"]["device"])
-    model_args = {
+    args = {
         "pretrained": model_path,
         "dtype": str(pick_dtype(config["base"]["dtype"], device)).split(".")[-1],
         "device": device,
         "trust_remote_code": config["base"]["trust_remote_code"],
     }
     if adapter:
-        model_args["peft"] = adapter
+        args["peft"] = adapter
+    return args
+
+
+def load_lm_eval_model(model_path: str, adapters: dict[str, str], config: dict, batch_size: int):
+    """lm-eval's HFLM over the base loaded once, every adapter (name -> folder) loaded into one PeftModel;
+    `use_adapter` picks the one scored next. Built as lm-eval's `hf` builds the base + `peft=` model from
+    model_args (same dtype, device map, tokenizer, embedding resize), so each adapter scores the same."""
+    import transformers
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.models.utils_hf import get_dtype
+    from peft import PeftModel
+
+    args = hf_model_args(model_path, None, config)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        model_path,
+        revision="main",
+        dtype=get_dtype(args["dtype"]),
+        trust_remote_code=args["trust_remote_code"],
+        device_map={"": args["device"]},
+    )
+    if adapters:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            model_path, revision="main", trust_remote_code=args["trust_remote_code"], use_fast=True
+        )
+        text_config = getattr(model.config, "text_config", None)  # multimodal configs keep it there
+        vocab_size = getattr(text_config, "vocab_size", None) or model.config.vocab_size
+        if vocab_size != len(tokenizer):  # what lm-eval does before loading a PEFT adapter
+            model.resize_token_embeddings(len(tokenizer))
+        (first, path), *rest = adapters.items()
+        model = PeftModel.from_pretrained(model, path, adapter_name=first)
+        for name, path in rest:
+            model.load_adapter(path, adapter_name=name)
+    return HFLM(
+        pretrained=model, tokenizer=model_path, batch_size=batch_size, trust_remote_code=args["trust_remote_code"]
+    )
+
+
+def use_adapter(lm, name: str) -> None:
+    """Score with adapter `name` of a model from load_lm_eval_model."""
+    lm.model.set_adapter(name)
+
+
+def run_lm_eval(
+    model_path: str,
+    adapter: str | None,
+    docs: list[dict],
+    work: Path,
+    config: dict,
+    seed: int,
+    batch_size: int,
+    lm=None,
+) -> dict:
+    """lm_eval.simple_evaluate on the prepared docs: with `lm` (from load_lm_eval_model, `adapter` already
+    in use) the model loaded once; without, the `hf` model built from model_args (`peft=` the adapter).
+    Either way the result records the `hf` model_args that describe what was scored."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    data_file = work / "docs.jsonl"
+    data_file.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+    model_args = hf_model_args(model_path, adapter, config)
+    # The task is a dict config, so the loaded-once path skips indexing lm-eval's thousands of shipped task
+    # files (seconds a call); the metadata is what lm-eval attaches from model_args.
+    tasks = TaskManager(include_defaults=False, metadata=model_args) if lm is not None else None
     res = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=model_args,
+        model=lm if lm is not None else "hf",
+        model_args=None if lm is not None else model_args,
+        task_manager=tasks,
         tasks=[task_config(str(data_file))],
         batch_size=batch_size,
         log_samples=True,
@@ -82,16 +142,31 @@ def run_lm_eval(
     samples = res.pop("samples")[TASK]
     by_id = {d["id"]: d for d in docs}
     per_item = sorted(
-        ({"id": s["doc"]["id"], "skill": by_id[s["doc"]["id"]]["skill"], "correct": bool(s["acc"])} for s in samples),
+        (
+            {
+                "id": s["doc"]["id"],
+                "skill": by_id[s["doc"]["id"]]["skill"],
+                "correct": bool(s["acc"]),
+                "answer": chosen(s["filtered_resps"], by_id[s["doc"]["id"]]),
+            }
+            for s in samples
+        ),
         key=lambda r: r["id"],
     )
     from lm_eval.utils import handle_non_serializable
 
     out = json.loads(json.dumps(res, default=handle_non_serializable))
+    out.setdefault("config", {}).update(model="hf", model_args=model_args)
     # One forward pass per item; lm-eval scores every choice's continuation and generates nothing.
     spent = budget(len(docs), 0, sum(len(d["continuations"]) for d in docs))
     out["evoswarm"] = {"evaluator": "lm-eval", "per_item": per_item, "budget": spent}
     return out
+
+
+def chosen(choice_resps: list, doc: dict) -> str:
+    """The choice lm-eval's acc counts as the answer: the highest log-likelihood, the first on a tie (argmax)."""
+    lls = [r[0] for r in choice_resps]
+    return doc["continuations"][max(range(len(lls)), key=lls.__getitem__)].removesuffix(ANSWER_SUFFIX)
 
 
 def result_json(per_item: list[dict], evaluator: str, extra: dict | None = None) -> dict:
@@ -124,11 +199,15 @@ class CountingBackend:
     else the returned text after any forced prefix, by the base tokenizer) and the continuations
     scored; everything else goes to the wrapped backend."""
 
-    def __init__(self, backend, tokenizer):
+    def __init__(self, backend, tokenizer, on_call=None):
         self.backend = backend
         self.tokenizer = tokenizer
         self.generated_tokens = 0
         self.scored_continuations = 0
+        # Per call: the prompts' hashes (debate.prompt_hash) and the tokens generated and continuations
+        # scored, so the cost of some of the turns (a debate's round 1) can be told apart afterwards.
+        self.ledger: list[tuple[frozenset[str], int, int]] = []
+        self.on_call = on_call  # called with the number of requests of each call (progress)
 
     def add_adapter(self, name: str, path: str) -> None:
         self.backend.add_adapter(name, path)
@@ -137,19 +216,37 @@ class CountingBackend:
         before = getattr(self.backend, "generated_tokens", None)
         texts = self.backend.generate(requests)
         if before is not None:
-            self.generated_tokens += self.backend.generated_tokens - before
-            return texts
-        for r, t in zip(requests, texts):
-            new = t[len(r.prefix) :] if t.startswith(r.prefix) else t
-            self.generated_tokens += len(self.tokenizer(new, add_special_tokens=False)["input_ids"])
+            new_tokens = self.backend.generated_tokens - before
+        else:
+            new_tokens = 0
+            for r, t in zip(requests, texts):
+                new = t[len(r.prefix) :] if t.startswith(r.prefix) else t
+                new_tokens += len(self.tokenizer(new, add_special_tokens=False)["input_ids"])
+        self.generated_tokens += new_tokens
+        self._record(requests, new_tokens, 0)
         return texts
 
     def score(self, requests: list) -> list[list[float]]:
-        self.scored_continuations += sum(len(r.continuations) for r in requests)
-        return self.backend.score(requests)
+        continuations = sum(len(r.continuations) for r in requests)
+        self.scored_continuations += continuations
+        scores = self.backend.score(requests)
+        self._record(requests, 0, continuations)
+        return scores
+
+    def _record(self, requests: list, generated: int, scored: int) -> None:
+        from evoswarm.debate import prompt_hash
+
+        self.ledger.append((frozenset(prompt_hash(r.messages) for r in requests), generated, scored))
+        if self.on_call:
+            self.on_call(len(requests))
 
     def budget(self, model_calls: int) -> dict:
         return budget(model_calls, self.generated_tokens, self.scored_continuations)
+
+    def spent_on(self, prompts: set[str]) -> tuple[int, int]:
+        """(generated tokens, scored continuations) of the calls whose every prompt hash is in `prompts`."""
+        calls = [(g, s) for hashes, g, s in self.ledger if hashes <= prompts]
+        return sum(g for g, _ in calls), sum(s for _, s in calls)
 
     def __getattr__(self, name):  # e.g. `truncated`
         if name == "backend":  # not set yet (copying): no recursion
@@ -173,3 +270,37 @@ def sample_answer(text: str, choices: list[str] | None) -> str:
     if not t.ok:
         return ""
     return (match_choice(t.answer, choices) or t.answer) if choices else t.answer
+
+
+class Progress:
+    """The evaluation job's progress log: a line as each target starts and ends and as model calls finish,
+    with the elapsed time and an ETA for the whole job, from the work done so far (in estimated backend
+    requests per target, `work`) at the pace so far."""
+
+    def __init__(self, work: dict[str, int], log=print):
+        self.work, self.log = work, log
+        self.done: dict[str, int] = {}
+        self.current: str | None = None
+        self.t0 = time.monotonic()
+
+    def start(self, target: str) -> None:
+        self.current = target
+        self.log(f"[{self._clock()}] {target}: started ({self.work.get(target, 0)} backend requests){self._eta()}")
+
+    def advance(self, calls: int) -> None:
+        t = self.current
+        self.done[t] = min(self.work.get(t, 0), self.done.get(t, 0) + calls)
+        self.log(f"[{self._clock()}] {t}: {self.done[t]}/{self.work.get(t, 0)} backend requests{self._eta()}")
+
+    def finish(self, target: str, note: str = "") -> None:
+        self.done[target] = self.work.get(target, 0)
+        self.log(f"[{self._clock()}] {target}: done{', ' + note if note else ''}{self._eta()}")
+
+    def _clock(self) -> str:
+        return f"{time.monotonic() - self.t0:7.1f}s"
+
+    def _eta(self) -> str:
+        total, done = sum(self.work.values()), sum(self.done.values())
+        if not done or total <= done:
+            return ""
+        return f"; ETA {(time.monotonic() - self.t0) / done * (total - done):.0f}s"
