@@ -39,9 +39,27 @@ def _log_to(path: str | None):
             sys.stdout, sys.stderr = old
 
 
-def run(main: Callable[..., None], kwargs: dict, log: str | None = None, threads: int = 1) -> None:
-    """Call `main(**kwargs)`, its output going to `log`; an InputError becomes one clear line and exit 1."""
+def keep_out_bitsandbytes() -> None:
+    """Make `import bitsandbytes` fail in this process, so PEFT and transformers take it as not installed.
+
+    PEFT imports it whenever it is installed (at its own import and at every LoRA layer it builds): about
+    4 s of CPU per process on 2 cores, though only an nf4-quantized base uses it. For the stage processes
+    that quantize nothing; never in a process (a test session) that may later train nf4."""
+    sys.modules.setdefault("bitsandbytes", None)
+
+
+def run(
+    main: Callable[..., None],
+    kwargs: dict,
+    log: str | None = None,
+    threads: int = 1,
+    without_bitsandbytes: bool = False,
+) -> None:
+    """Call `main(**kwargs)`, its output going to `log`; an InputError becomes one clear line and exit 1.
+    `without_bitsandbytes`: the stage quantizes nothing (see keep_out_bitsandbytes)."""
     t0 = time.time()
+    if without_bitsandbytes:
+        keep_out_bitsandbytes()
     with _log_to(log):
         try:
             set_threads(threads)
