@@ -19,9 +19,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def set_threads(n: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, int(n)))
+    """Pin torch's CPU threads, without importing torch (seconds) in a stage that never uses it."""
+    n = max(1, int(n))
+    torch = sys.modules.get("torch")
+    if torch is None:
+        os.environ["OMP_NUM_THREADS"] = str(n)  # what torch starts its thread pool with when imported
+    else:
+        torch.set_num_threads(n)
 
 
 @contextlib.contextmanager

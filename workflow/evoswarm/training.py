@@ -13,8 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from evoswarm.io import InputError, read_jsonl
 from evoswarm.progress import Progress
 from evoswarm.prompts import TemplateError, assistant_opener, render
@@ -43,6 +41,8 @@ def load_chats(path: str | Path) -> list[dict]:
 
 def linear_module_names(model) -> list[str]:
     """Distinct short names of the model's linear layers (what LoRA can target)."""
+    import torch
+
     names = set()
     for name, mod in model.named_modules():
         if isinstance(mod, torch.nn.Linear) or type(mod).__name__ in ("Linear4bit", "Linear8bitLt"):
