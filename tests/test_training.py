@@ -99,3 +99,19 @@ def test_a_stage_without_quantization_never_imports_bitsandbytes():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert done.stdout.split() == ["False", "False", "None"]
+
+
+def test_stages_that_touch_no_weights_never_import_torch():
+    """lamarck's copies, select and the report read and write lineage only: torch's import (seconds a
+    job) stays out, and the threads they are given still reach torch if something imports it later."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from evoswarm import stage, adapters, lamarck, selection, fitness, report; "
+        "stage.set_threads(1); print('torch' in sys.modules); import torch; print(torch.get_num_threads())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # torch alone would take every core
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO, env=env)
+    assert done.stdout.split() == ["False", "1"]
