@@ -71,7 +71,8 @@ rule lamarck:
         "benchmarks/lamarck/{arm}seed{seed}-gen{bred}-{agent}.tsv"
     conda:
         CONDA_ENV
-    threads: 2
+    # One thread, as train_persona: the slots' steps (or copies, with step none) run side by side.
+    threads: 1
     resources:
         mem_mb=6000,
         gpu=lambda w: (

@@ -74,3 +74,44 @@ def test_too_long_chats_are_truncated_counted_and_warned(tiny_base, smoke_config
     assert (out / "adapter_model.safetensors").exists()
     with pytest.raises(InputError, match="training.max_length 16"):
         train(tiny_base, "critic", tmp_path / "none", smoke_config, max_length=16, max_steps=1)
+
+
+def test_progress_line_gives_the_eta_at_the_pace_so_far():
+    from evoswarm.progress import Progress, clock
+
+    p = Progress("train step", 400)
+    p.t0 -= 30  # 30 s spent on the first 100 steps: 300 left at the same pace take 90 s
+    assert p.line(100, "loss 1.2345") == "train step 100/400 (25%), loss 1.2345; 30s spent, ETA 1m30s"
+    assert p.line(0).endswith("ETA ?")
+    assert [clock(s) for s in (0.4, 59.6, 187, 3725)] == ["0s", "1m00s", "3m07s", "1h02m"]
+
+
+def test_a_stage_without_quantization_never_imports_bitsandbytes():
+    """PEFT imports bitsandbytes whenever it is installed (seconds per process); a stage that quantizes
+    nothing keeps it out, and PEFT and transformers then take it as absent, not as broken."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from evoswarm import stage; stage.keep_out_bitsandbytes(); import peft, transformers; "
+        "from peft.import_utils import is_bnb_available; from transformers.utils import is_bitsandbytes_available; "
+        "print(is_bnb_available(), is_bitsandbytes_available(), sys.modules['bitsandbytes'])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert done.stdout.split() == ["False", "False", "None"]
+
+
+def test_stages_that_touch_no_weights_never_import_torch():
+    """lamarck's copies, select and the report read and write lineage only: torch's import (seconds a
+    job) stays out, and the threads they are given still reach torch if something imports it later."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from evoswarm import stage, adapters, lamarck, selection, fitness, report; "
+        "stage.set_threads(1); print('torch' in sys.modules); import torch; print(torch.get_num_threads())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # torch alone would take every core
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO, env=env)
+    assert done.stdout.split() == ["False", "1"]

@@ -184,3 +184,33 @@ def test_fitness_stage_values_the_team_by_its_judge(judged, tmp_path):
         rows = list(csv.DictReader(f))
     assert float(rows[0]["team_acc"]) == pytest.approx(sum(v["correct"] for v in d.votes) / len(d.votes), abs=1e-6)
     assert {int(r["n_items"]) for r in rows} == {len(d.votes)}
+
+
+def test_unread_final_summaries_are_skipped_and_change_no_answer(judged):
+    """final_summaries=False leaves the last round's summaries ungenerated: same answers, confidences and
+    votes; raw is the turn's JSON without a summary. A judge reads them, so with one they stay."""
+    d = judged
+    items = d.items[:5]
+    full, full_votes = run_debate(d.backend, d.agents, items, d.settings)
+    lines = []
+    lean, lean_votes = run_debate(d.backend, d.agents, items, d.settings, final_summaries=False, log=lines.append)
+    assert lean_votes == full_votes
+    last = d.settings.rounds
+    assert [t for t in lean if t["round"] < last] == [t for t in full if t["round"] < last]
+    for a, b in zip(lean, full):
+        assert (a["answer"], a["confidence"], a["correct"], a["messages"]) == (
+            b["answer"],
+            b["confidence"],
+            b["correct"],
+            b["messages"],
+        )
+        if a["round"] == last:
+            assert a["summary"] == "" and json.loads(a["raw"]) == {"answer": a["answer"], "confidence": a["confidence"]}
+    turns = len(items) * len(d.agents)
+    assert len(lines) == last and lines[-1].startswith(
+        f"debate {turns * last}/{turns * last} turns (100%), round {last}/{last}"
+    )
+    assert "ETA 0s" in lines[-1]
+    judge = judge_agent(d.config["debate"])
+    judged_again, _ = run_debate(d.backend, d.agents, d.items, d.settings, judge=judge, final_summaries=False)
+    assert judged_again == d.transcripts

@@ -1,7 +1,8 @@
 """Adapter folders: PEFT's adapter_config.json + adapter_model.safetensors, plus our lineage.json.
 
 Reads and writes the LoRA factors directly (no model needed), checks them, and records lineage.
-Imports only torch and safetensors, so the cheap stages stay cheap.
+Imports torch and safetensors only where weights are read or written: the stages that only read
+or write lineage (lamarck's copies, select, the report) do not pay torch's import (seconds).
 """
 
 from __future__ import annotations
@@ -9,10 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING
 
 from evoswarm.io import InputError, atomic_path, read_json, sha256_file
 
@@ -20,6 +18,9 @@ WEIGHTS = "adapter_model.safetensors"
 PICKLE_WEIGHTS = "adapter_model.bin"
 CONFIG = "adapter_config.json"
 LINEAGE = "lineage.json"
+
+if TYPE_CHECKING:
+    import torch
 
 
 def base_identity(manifest: dict) -> str:
@@ -37,6 +38,10 @@ def read_adapter(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     for name in (CONFIG, WEIGHTS):
         if not (path / name).is_file():
             raise InputError(f"{path}: adapter folder has no {name}")
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     config = read_json(path / CONFIG)
     try:
         tensors = load_file(str(path / WEIGHTS))
@@ -105,6 +110,8 @@ def factors_to_tensors(factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) ->
 
 def write_adapter(out: str | Path, config: dict, tensors: dict[str, torch.Tensor], lineage: dict) -> str:
     """Write an adapter folder atomically; lineage gets the sha256 of the weights. Returns the sha."""
+    from safetensors.torch import save_file
+
     with atomic_path(out, is_dir=True) as tmp:
         tmp.mkdir(parents=True, exist_ok=True)
         save_file(

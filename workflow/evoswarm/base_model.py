@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from evoswarm.io import InputError, atomic_path, read_text, sha256_file
+from evoswarm.progress import Progress
 from evoswarm.training import load_chats
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -127,7 +128,7 @@ def pretrain(model, tokenizer, docs: list[str], cfg: dict, seed: int, log=print)
         opt, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(math.pi * s / max(1, steps))))
     )
     model.train()
-    losses, t0, order = [], time.time(), []
+    losses, order, progress = [], [], Progress("pretrain step", steps)
     for step in range(steps):
         if len(order) < cfg["batch_size"]:
             order += torch.randperm(len(enc), generator=gen).tolist()
@@ -147,8 +148,8 @@ def pretrain(model, tokenizer, docs: list[str], cfg: dict, seed: int, log=print)
         sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
-        if step % 50 == 0 or step == steps - 1:
-            log(f"pretrain step {step + 1}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)")
+        if step % 25 == 0 or step == steps - 1:
+            log(progress.line(step + 1, f"loss {loss.item():.3f}"))
     model.eval()
     return losses
 

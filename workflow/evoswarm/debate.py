@@ -9,7 +9,8 @@ backend in one call, so the `hf` backend runs them as mixed-adapter batches.
 
 Answer modes:
 - `loglik`: each choice's text is scored as the continuation of '{"answer": "'; the answer is the
-  best choice, confidence the softmax over choices; a short summary is then generated after it.
+  best choice, confidence the softmax over choices; a short summary is then generated after it (in the
+  last round only if someone reads it: see run_debate's `final_summaries`).
 - `generate`: the whole JSON turn is generated and parsed leniently (parse failures recorded).
 """
 
@@ -17,10 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from evoswarm.backends import Backend, GenRequest, ScoreRequest
 from evoswarm.parsing import match_choice, parse_turn
+from evoswarm.progress import Progress
 from evoswarm.prompts import (
     ANSWER_PREFIX,
     ANSWER_SUFFIX,
@@ -113,9 +116,10 @@ def _summary_text(generated: str) -> str:
 
 
 def _loglik_turns(
-    backend: Backend, reqs: list[tuple[str | None, list[dict], dict]], s: DebateSettings, seed: int
+    backend: Backend, reqs: list[tuple[str | None, list[dict], dict]], s: DebateSettings, seed: int, summaries: bool
 ) -> list[dict]:
-    """Answer by scoring each choice, then generate the summary after the chosen answer."""
+    """Answer by scoring each choice, then generate the summary after the chosen answer (unless not
+    `summaries`: then the summary is empty and raw the turn's JSON without it)."""
     scores = backend.score(
         [ScoreRequest(a, m, [c + ANSWER_SUFFIX for c in it["choices"]], ANSWER_PREFIX) for a, m, it in reqs]
     )
@@ -131,6 +135,11 @@ def _loglik_turns(
                 "parsed": True,
             }
         )
+    if not summaries:
+        for t in turns:
+            t["raw"] = json.dumps({"answer": t["answer"], "confidence": t["confidence"]}, ensure_ascii=False)
+            t["summary"] = ""
+        return turns
     prefixes = [
         ANSWER_PREFIX
         + json.dumps(t["answer"], ensure_ascii=False)[1:-1]
@@ -163,12 +172,19 @@ def _generated_turns(
     return turns
 
 
-def ask(backend: Backend, reqs: list[tuple[str | None, list[dict], dict]], s: DebateSettings, seed: int) -> list[dict]:
-    """One batch of turns: (adapter, messages, item) -> turn dicts (answer, confidence, summary, raw, parsed)."""
+def ask(
+    backend: Backend,
+    reqs: list[tuple[str | None, list[dict], dict]],
+    s: DebateSettings,
+    seed: int,
+    summaries: bool = True,
+) -> list[dict]:
+    """One batch of turns: (adapter, messages, item) -> turn dicts (answer, confidence, summary, raw, parsed).
+    `summaries=False` spares loglik mode the generation of summaries that nobody will read."""
     if not reqs:
         return []
     if s.answer_mode == "loglik" and all(it.get("choices") for _, _, it in reqs):
-        return _loglik_turns(backend, reqs, s, seed)
+        return _loglik_turns(backend, reqs, s, seed, summaries)
     return _generated_turns(backend, reqs, s, seed)
 
 
@@ -179,14 +195,25 @@ def _seen(last: dict, item: dict, name: str) -> PeerAnswer:
 
 
 def run_debate(
-    backend: Backend, agents: list[Agent], items: list[dict], s: DebateSettings, judge: Agent | None = None
+    backend: Backend,
+    agents: list[Agent],
+    items: list[dict],
+    s: DebateSettings,
+    judge: Agent | None = None,
+    final_summaries: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Run the debate; returns (transcript rows, vote rows) in the formats of DESIGN.md section 3."""
+    """Run the debate; returns (transcript rows, vote rows) in the formats of DESIGN.md section 3.
+
+    `final_summaries=False`: in loglik mode the last round's turns get no generated summary (empty;
+    `raw` holds the turn's JSON without it), for a caller that reads neither the last round's summaries
+    nor its raw text (a judge, which reads them, always gets them). `log`: a progress line per round."""
     from evoswarm.config import derive_seed
 
     score = SCORERS[s.scorer]
     transcripts: list[dict] = []
     last: dict[tuple[str, str], dict] = {}
+    progress = Progress("debate", len(items) * len(agents) * s.rounds, "turns")
     for rnd in range(1, s.rounds + 1):
         reqs, keys = [], []
         for it in items:
@@ -199,7 +226,8 @@ def run_debate(
                 msgs = _messages(ag, it, own, peers, s, rnd)
                 reqs.append((ag.adapter, msgs, it))
                 keys.append((it, ag, msgs))
-        turns = ask(backend, reqs, s, derive_seed(s.seed, "debate", rnd))
+        summaries = rnd < s.rounds or final_summaries or judge is not None
+        turns = ask(backend, reqs, s, derive_seed(s.seed, "debate", rnd), summaries)
         for (it, ag, msgs), t in zip(keys, turns):
             last[(it["id"], ag.name)] = t
             transcripts.append(
@@ -218,6 +246,8 @@ def run_debate(
                     "correct": score(t["answer"], it["answer"], it.get("choices")),
                 }
             )
+        if log:
+            log(progress.line(len(transcripts), f"round {rnd}/{s.rounds}"))
     judged = {}
     if judge:
         finals_seen = {it["id"]: {a.name: _seen(last, it, a.name) for a in agents} for it in items}

@@ -19,9 +19,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def set_threads(n: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, int(n)))
+    """Pin torch's CPU threads, without importing torch (seconds) in a stage that never uses it."""
+    n = max(1, int(n))
+    torch = sys.modules.get("torch")
+    if torch is None:
+        os.environ["OMP_NUM_THREADS"] = str(n)  # what torch starts its thread pool with when imported
+    else:
+        torch.set_num_threads(n)
 
 
 @contextlib.contextmanager
@@ -39,9 +43,27 @@ def _log_to(path: str | None):
             sys.stdout, sys.stderr = old
 
 
-def run(main: Callable[..., None], kwargs: dict, log: str | None = None, threads: int = 1) -> None:
-    """Call `main(**kwargs)`, its output going to `log`; an InputError becomes one clear line and exit 1."""
+def keep_out_bitsandbytes() -> None:
+    """Make `import bitsandbytes` fail in this process, so PEFT and transformers take it as not installed.
+
+    PEFT imports it whenever it is installed (at its own import and at every LoRA layer it builds): about
+    4 s of CPU per process on 2 cores, though only an nf4-quantized base uses it. For the stage processes
+    that quantize nothing; never in a process (a test session) that may later train nf4."""
+    sys.modules.setdefault("bitsandbytes", None)
+
+
+def run(
+    main: Callable[..., None],
+    kwargs: dict,
+    log: str | None = None,
+    threads: int = 1,
+    without_bitsandbytes: bool = False,
+) -> None:
+    """Call `main(**kwargs)`, its output going to `log`; an InputError becomes one clear line and exit 1.
+    `without_bitsandbytes`: the stage quantizes nothing (see keep_out_bitsandbytes)."""
     t0 = time.time()
+    if without_bitsandbytes:
+        keep_out_bitsandbytes()
     with _log_to(log):
         try:
             set_threads(threads)

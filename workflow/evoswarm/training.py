@@ -13,9 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from evoswarm.io import InputError, read_jsonl
+from evoswarm.progress import Progress
 from evoswarm.prompts import TemplateError, assistant_opener, render
 
 ROLES = {"system", "user", "assistant"}
@@ -42,6 +41,8 @@ def load_chats(path: str | Path) -> list[dict]:
 
 def linear_module_names(model) -> list[str]:
     """Distinct short names of the model's linear layers (what LoRA can target)."""
+    import torch
+
     names = set()
     for name, mod in model.named_modules():
         if isinstance(mod, torch.nn.Linear) or type(mod).__name__ in ("Linear4bit", "Linear8bitLt"):
@@ -110,7 +111,7 @@ def reply_pairs(chats: list[dict], tokenizer, where: str) -> list[dict]:
 
 
 class _LossLog:
-    """A TrainerCallback that writes loss per logging step as JSONL and prints a progress line."""
+    """A TrainerCallback that writes loss per logging step as JSONL and prints a progress line with the ETA."""
 
     def __new__(cls, path: Path, total: int):
         from transformers import TrainerCallback
@@ -119,6 +120,10 @@ class _LossLog:
             def __init__(self):
                 self.f = path.open("w", encoding="utf-8")
                 self.t0 = time.time()
+                self.progress = Progress("train step", total)
+
+            def on_train_begin(self, args, state, control, **kw):
+                self.progress.restart()  # the ETA counts training steps, not the trainer's setup
 
             def on_log(self, args, state, control, logs=None, **kw):
                 if logs and "loss" in logs:
@@ -130,9 +135,7 @@ class _LossLog:
                     }
                     self.f.write(json.dumps(row) + "\n")
                     self.f.flush()
-                    print(
-                        f"step {state.global_step}/{total} loss {row['loss']:.4f} ({row['seconds']:.0f}s)", flush=True
-                    )
+                    print(self.progress.line(state.global_step, f"loss {row['loss']:.4f}"), flush=True)
 
             def on_train_end(self, args, state, control, **kw):
                 self.f.close()

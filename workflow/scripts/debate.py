@@ -46,7 +46,11 @@ def main(
         f"({dcfg['backend']}, {settings.answer_mode})",
         flush=True,
     )
-    rows, vote_rows = run_debate(backend, agents, items, settings, judge=judge)
+    # Every turn's summary is read downstream, the last round's too: the fitness stage embeds each turn's raw text
+    # (novelty), the report prints the summaries of example debates, debate distillation trains on them.
+    rows, vote_rows = run_debate(
+        backend, agents, items, settings, judge=judge, log=lambda line: print(line, flush=True)
+    )
     write_jsonl(transcripts, rows)
     write_jsonl(votes, vote_rows)  # written last: its presence means the debate finished
     for a in agents:
@@ -76,6 +80,7 @@ if sm:
         ),
         sm.log[0],
         sm.threads,
+        without_bitsandbytes=sm.params.config["debate"]["backend"] == "hf",  # loads no quantized model
     )
 elif __name__ == "__main__":
     from evoswarm.config import load_config, stage_config
@@ -89,10 +94,11 @@ elif __name__ == "__main__":
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     out = Path(a.out)
+    cfg = stage_config(load_config(a.config), "debate")
     stage.run(
         main,
         dict(
-            config=stage_config(load_config(a.config), "debate"),
+            config=cfg,
             base=a.base,
             adapters=a.adapters,
             tasks=a.tasks,
@@ -100,4 +106,5 @@ elif __name__ == "__main__":
             votes=str(out / "votes.jsonl"),
         ),
         threads=a.threads,
+        without_bitsandbytes=cfg["debate"]["backend"] == "hf",
     )

@@ -167,6 +167,7 @@ if sm:
         ),
         sm.log[0],
         sm.threads,
+        without_bitsandbytes=sm.params.config["debate"]["backend"] == "hf",  # loads no quantized model
     )
 elif __name__ == "__main__":
     from evoswarm import layout
@@ -193,4 +194,5 @@ elif __name__ == "__main__":
             gen=a.gen,
         ),
         threads=a.threads,
+        without_bitsandbytes=cfg["debate"]["backend"] == "hf",
     )

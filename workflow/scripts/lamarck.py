@@ -76,6 +76,7 @@ if sm:
         ),
         sm.log[0],
         sm.threads,
+        without_bitsandbytes=sm.params.config["training"]["quantization"] == "none",
     )
 elif __name__ == "__main__":
     from evoswarm.config import load_config, stage_config
@@ -89,14 +90,16 @@ elif __name__ == "__main__":
     ap.add_argument("--votes", default=None)
     ap.add_argument("--seed", type=int, default=None, help="the replicate (default: the config's first seed)")
     a = ap.parse_args()
+    cfg = stage_config(load_config(a.config), "lamarck", a.seed)
     stage.run(
         main,
         dict(
-            config=stage_config(load_config(a.config), "lamarck", a.seed),
+            config=cfg,
             bred=a.bred,
             out=a.out,
             base=a.base,
             transcripts=a.transcripts,
             votes=a.votes,
         ),
+        without_bitsandbytes=cfg["training"]["quantization"] == "none",
     )

@@ -55,6 +55,7 @@ if sm:
         ),
         sm.log[0],
         sm.threads,
+        without_bitsandbytes=persona_training(sm.params.config, sm.params.persona)["quantization"] == "none",
     )
 elif __name__ == "__main__":
     from evoswarm.config import load_config, stage_config
@@ -70,10 +71,10 @@ elif __name__ == "__main__":
     slots = gen0_members(cfg)
     if a.persona not in slots:
         raise SystemExit(f"--persona: {a.persona!r} is not a generation-0 slot ({', '.join(slots)})")
+    tc = stage_config(cfg, "train_persona")
     stage.run(
         main,
-        dict(
-            config=stage_config(cfg, "train_persona"), slot=a.persona, persona=slots[a.persona], base=a.base, out=a.out
-        ),
+        dict(config=tc, slot=a.persona, persona=slots[a.persona], base=a.base, out=a.out),
         threads=a.threads,
+        without_bitsandbytes=persona_training(tc, slots[a.persona])["quantization"] == "none",
     )
