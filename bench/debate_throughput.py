@@ -111,7 +111,9 @@ def main():
     card = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     bandwidth = a.bandwidth or next((v for k, v in BANDWIDTH.items() if card.startswith(k)), 0)
     step_floor = weight_bytes / (bandwidth * 1e9) if bandwidth else 0  # seconds to read the weights once
-    print(f"{card}: weights {weight_bytes / 1e9:.2f} GB, bandwidth {bandwidth} GB/s, floor {step_floor * 1e3:.2f} ms/step")
+    print(
+        f"{card}: weights {weight_bytes / 1e9:.2f} GB, bandwidth {bandwidth} GB/s, floor {step_floor * 1e3:.2f} ms/step"
+    )
     vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(0)
     prompts = torch.randint(10, vocab, (max(a.batches), a.prompt_len), generator=g).to(device)
@@ -181,7 +183,10 @@ def main():
         print(f"  batch {batch}: " + "; ".join(cells))
         if "stacked+static" in got and "peft+static" in got and ref:
             s = got["stacked+static"]
-            print(f"    stacked/no-lora {s / ref:.2f} (goal >= 0.90), stacked/peft {s / got['peft+static']:.1f}x (goal >= 2)")
+            print(
+                f"    stacked/no-lora {s / ref:.2f} (goal >= 0.90), "
+                f"stacked/peft {s / got['peft+static']:.1f}x (goal >= 2)"
+            )
 
 
 if __name__ == "__main__":

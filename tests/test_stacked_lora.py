@@ -15,9 +15,8 @@ from evoswarm.prompts import ANSWER_PREFIX, chat, render, turn_prompt
 def _random_adapter(base_dir, out, seed, **lora):
     """A PEFT adapter with random (non-zero) factors, saved as PEFT saves it."""
     from evoswarm.base_model import load_base
-    from peft import LoraConfig, get_peft_model
-
     from evoswarm.config import load_config
+    from peft import LoraConfig, get_peft_model
 
     model, _ = load_base(base_dir, load_config(REPO / "configs/smoke.yaml"))
     peft_model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", **lora))
@@ -72,9 +71,7 @@ NAMES = [None, "critic", "ideator", "odd"]
 def _rows(backend, n=3):
     """Each of n dev questions, prompted up to the answer, once per agent and once for the base."""
     items = read_jsonl(REPO / "data/tasks/dev.jsonl")[:n]
-    prompts = [
-        render(backend.tok, chat("", turn_prompt(it["question"], it["choices"])), ANSWER_PREFIX) for it in items
-    ]
+    prompts = [render(backend.tok, chat("", turn_prompt(it["question"], it["choices"])), ANSWER_PREFIX) for it in items]
     return [(name, p) for p in prompts for name in NAMES]
 
 

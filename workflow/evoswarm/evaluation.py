@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import yaml
@@ -270,37 +269,3 @@ def sample_answer(text: str, choices: list[str] | None) -> str:
     if not t.ok:
         return ""
     return (match_choice(t.answer, choices) or t.answer) if choices else t.answer
-
-
-class Progress:
-    """The evaluation job's progress log: a line as each target starts and ends and as model calls finish,
-    with the elapsed time and an ETA for the whole job, from the work done so far (in estimated backend
-    requests per target, `work`) at the pace so far."""
-
-    def __init__(self, work: dict[str, int], log=print):
-        self.work, self.log = work, log
-        self.done: dict[str, int] = {}
-        self.current: str | None = None
-        self.t0 = time.monotonic()
-
-    def start(self, target: str) -> None:
-        self.current = target
-        self.log(f"[{self._clock()}] {target}: started ({self.work.get(target, 0)} backend requests){self._eta()}")
-
-    def advance(self, calls: int) -> None:
-        t = self.current
-        self.done[t] = min(self.work.get(t, 0), self.done.get(t, 0) + calls)
-        self.log(f"[{self._clock()}] {t}: {self.done[t]}/{self.work.get(t, 0)} backend requests{self._eta()}")
-
-    def finish(self, target: str, note: str = "") -> None:
-        self.done[target] = self.work.get(target, 0)
-        self.log(f"[{self._clock()}] {target}: done{', ' + note if note else ''}{self._eta()}")
-
-    def _clock(self) -> str:
-        return f"{time.monotonic() - self.t0:7.1f}s"
-
-    def _eta(self) -> str:
-        total, done = sum(self.work.values()), sum(self.done.values())
-        if not done or total <= done:
-            return ""
-        return f"; ETA {(time.monotonic() - self.t0) / done * (total - done):.0f}s"

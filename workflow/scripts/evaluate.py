@@ -40,7 +40,6 @@ from evoswarm.base_model import load_tokenizer, read_manifest
 from evoswarm.config import derive_seed
 from evoswarm.evaluation import (
     CountingBackend,
-    Progress,
     accuracy,
     budget,
     lm_eval_docs,
@@ -55,6 +54,7 @@ from evoswarm.fitness import read_fitness_csv
 from evoswarm.io import InputError, write_json
 from evoswarm.layout import eval_failure
 from evoswarm.population import load_items
+from evoswarm.progress import TargetsProgress
 from evoswarm.selection import ranked
 
 
@@ -385,7 +385,7 @@ def main(
     check_targets(outs)
     copies_only = set(outs) == {"gen0-best"}  # reads results, not the test items
     items = [] if copies_only else load_items(tasks, config["evaluation"]["limit"])
-    progress = Progress(work_estimate(config, list(outs), len(items), population))
+    progress = TargetsProgress(work_estimate(config, list(outs), len(items), population))
     results = evaluations(
         config, list(outs), base, items, adapters or [], fitness, population, systems or {}, agent_evals or [], progress
     )
