@@ -309,7 +309,7 @@ def test_generation_jobs_write_every_target_with_its_budget(
             config, str(tiny_base), TEST, {t: outs[t] for t in job}, population=2, systems=systems, **inputs
         )
     log = capsys.readouterr().out
-    assert "team-gen0: started" in log and "team-gen0: 8/32 backend requests" in log and "; ETA " in log
+    assert "team-gen0: started" in log and "team-gen0: 8/24 backend requests" in log and "; ETA " in log
     res = {t: json.loads(Path(p).read_text()) for t, p in outs.items()}
     budgets = {t: r["evoswarm"]["budget"] for t, r in res.items()}
     assert all(set(b) == BUDGET_KEYS and all(isinstance(v, int) for v in b.values()) for b in budgets.values())
@@ -324,9 +324,10 @@ def test_generation_jobs_write_every_target_with_its_budget(
     assert budgets["team-gen1"]["model_calls"] == 2 * rounds * 4 == 2 * budgets["team-vote"]["model_calls"]
     assert budgets["team-gen1"]["scored_continuations"] == 2 * rounds * n_choices  # loglik: every choice, every turn
     assert budgets["team-vote"]["scored_continuations"] == 2 * n_choices  # round 1 only
-    assert 0 < budgets["team-vote"]["generated_tokens"] < budgets["team-gen0"]["generated_tokens"]
+    # Summaries are generated where a later round reads them: not in the last (no judge here).
+    assert budgets["team-vote"]["generated_tokens"] == budgets["prompt-vote"]["generated_tokens"] == 0
+    assert budgets["team-gen0"]["generated_tokens"] > 0 and budgets["team-gen1"]["generated_tokens"] > 0
     for team in ("prompt-vote", "team-vote", "team-gen1"):
-        assert budgets[team]["generated_tokens"] > 0  # the summaries
         assert all(budgets[team][k] >= budgets["base"][k] for k in BUDGET_KEYS)
         assert budgets[team]["model_calls"] > budgets["base"]["model_calls"]
 

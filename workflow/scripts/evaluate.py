@@ -138,7 +138,8 @@ def team(config, target, backend, agents, items, seed, rounds):
 
     s = debate_settings(config, seed, rounds)
     judge = judge_agent(config["debate"])
-    transcripts, votes = run_debate(backend, agents, items, s, judge=judge)
+    # The last round's summaries are read by no one here (a judge still gets them): not generated.
+    transcripts, votes = run_debate(backend, agents, items, s, judge=judge, final_summaries=False)
     skills = {it["id"]: it.get("skill", "") for it in items}
     per_item = [
         {"id": v["question_id"], "skill": skills[v["question_id"]], "correct": bool(v["correct"])} for v in votes
@@ -164,6 +165,8 @@ def first_round_vote(config, target, backend, agents, items, transcripts, debate
     for t in round1:
         turns[t["question_id"]][t["agent"]] = PeerAnswer(t["agent"], t["answer"], t["confidence"], t["summary"])
     generated, scored = backend.spent_on({t["prompt_sha"] for t in round1})
+    if not judge and s.answer_mode == "loglik" and all(it.get("choices") for it in items):
+        generated = 0  # a one-round loglik debate without a judge generates no (unread) summaries
     if judge:
         before = (backend.generated_tokens, backend.scored_continuations)
         picks = {q: j["answer"] for q, j in _judge(backend, judge, items, turns, s).items()}
@@ -253,22 +256,26 @@ def copied_best(target, fitness, agent_evals) -> dict:
 
 
 def work_estimate(config, targets, n_items, population) -> dict[str, int]:
-    """Estimated backend requests per target (the ETA's unit): a loglik debate turn is two (its choices
-    scored, then its summary generated), a generated one one; an lm-eval item one. The costs of a
-    request differ, so the ETA is rough until the first targets are done."""
+    """Estimated backend requests per target (the ETA's unit): a loglik debate turn is one (its choices
+    scored) plus one for its summary where a later round or the judge reads it, a generated turn one; a
+    judge turn likewise; an lm-eval item one. The costs of a request differ, so the ETA is rough until the
+    first targets are done."""
     dcfg = config["debate"]
-    per_turn = 2 if dcfg["answer_mode"] == "loglik" else 1
-    judge = n_items * per_turn if dcfg["judge"] else 0
-    rounds = dcfg["rounds"]
-    k = config["evaluation"]["self_consistency_k"] or population * rounds
+    loglik, judged = dcfg["answer_mode"] == "loglik", bool(dcfg["judge"])
+
+    def debate(agents: int, rounds: int) -> int:
+        summarised = (rounds if judged else rounds - 1) if loglik else 0
+        return n_items * (agents * (rounds + summarised) + (2 if loglik else 1) * judged)
+
+    k = config["evaluation"]["self_consistency_k"] or population * dcfg["rounds"]
     work = {}
     for t in targets:
         if t.startswith("team-gen"):
-            work[t] = n_items * population * rounds * per_turn + judge
+            work[t] = debate(population, dcfg["rounds"])
         elif t == "team-vote":
-            work[t] = judge
+            work[t] = n_items * (2 if loglik else 1) * judged
         elif t == "prompt-vote":
-            work[t] = n_items * population * per_turn + judge
+            work[t] = debate(population, 1)
         elif t == "base-sc":
             work[t] = n_items * k
         elif t == "gen0-best":
@@ -426,6 +433,7 @@ if sm:
         ),
         sm.log[0],
         sm.threads,
+        without_bitsandbytes=sm.params.config["debate"]["backend"] == "hf",  # loads no quantized model
     )
 elif __name__ == "__main__":
     from evoswarm.config import gen0_systems, generation_eval_targets, load_config, stage_config

@@ -62,7 +62,7 @@ def rerun_value(backend, agents, items, s, judge):
     """v(S) by re-running the whole debate with only the agents in S (counterfactual, costly)."""
 
     def value(coalition):
-        _, votes = run_debate(backend, [agents[a] for a in coalition], items, s, judge=judge)
+        _, votes = run_debate(backend, [agents[a] for a in coalition], items, s, judge=judge, final_summaries=False)
         acc = sum(v["correct"] for v in votes) / len(votes)
         print(f"  rerun without others: {coalition} -> {acc:.3f}", flush=True)
         return acc
