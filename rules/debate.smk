@@ -12,7 +12,8 @@ rule debate:
         "benchmarks/debate/{arm}seed{seed}-gen{gen}.tsv"
     conda:
         CONDA_ENV
-    threads: 2
+    # One thread: on a CPU two model jobs side by side use 2 cores better than one job on both.
+    threads: 1
     resources:
         mem_mb=6000,
         gpu=GPU,
@@ -39,7 +40,8 @@ rule debate_train:
         "benchmarks/debate_train/{arm}seed{seed}-gen{gen}.tsv"
     conda:
         CONDA_ENV
-    threads: 2
+    # One thread: on a CPU two model jobs side by side use 2 cores better than one job on both.
+    threads: 1
     resources:
         mem_mb=6000,
         gpu=GPU,

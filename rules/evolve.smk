@@ -9,7 +9,8 @@ rule fitness:
         "benchmarks/fitness/{arm}seed{seed}-gen{gen}.tsv"
     conda:
         CONDA_ENV
-    threads: 2
+    # One thread: on a CPU two model jobs side by side use 2 cores better than one job on both.
+    threads: 1
     resources:
         mem_mb=6000,
         gpu=GPU,
