@@ -197,7 +197,10 @@ class HFBackend:
 
     @torch.no_grad()
     def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
-        rows = []  # (request index, continuation index, adapter, context ids, continuation ids)
+        # The choices of a request share one row that reads their context once (_score_rows), when their
+        # context ids are equal: lm-eval's split (encode_pair) may move a boundary token into the
+        # continuation, and a cut context depends on the room its choice needs.
+        groups: dict[tuple[int, tuple[int, ...]], list[tuple[int, list[int]]]] = {}
         for i, r in enumerate(requests):
             context = render(self.tok, r.messages, r.prefix)
             for j, cont in enumerate(r.continuations):
@@ -206,23 +209,75 @@ class HFBackend:
                 if len(ctx) + room > self.max_length:
                     self.truncated += 1
                     ctx = fit_prompt(self.tok, context.rstrip(), ctx, self.max_length - room)
-                rows.append((i, j, r.adapter, ctx, cont_ids))
+                if cont_ids:  # an empty continuation scores 0
+                    groups.setdefault((i, tuple(ctx)), []).append((j, cont_ids))
+        rows = sorted(groups.items(), key=lambda g: -len(g[0][1]) - sum(len(c) - 1 for _, c in g[1]))
         out = [[0.0] * len(r.continuations) for r in requests]
-        order = sorted(range(len(rows)), key=lambda k: -len(rows[k][3]) - len(rows[k][4]))
-        for start in range(0, len(order), self.batch_size):
-            batch = [rows[k] for k in order[start : start + self.batch_size]]
-            seqs = [ctx + cont for _, _, _, ctx, cont in batch]
-            width = max(len(s) for s in seqs) - 1
-            pad = self.tok.pad_token_id
-            ids = torch.tensor([s[:-1] + [pad] * (width - len(s) + 1) for s in seqs], device=self.device)
-            mask = torch.tensor([[1] * (len(s) - 1) + [0] * (width - len(s) + 1) for s in seqs], device=self.device)
-            logits = self.model(input_ids=ids, attention_mask=mask, **self._adapter_kw([b[2] for b in batch])).logits
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            for row, (i, j, _, ctx, cont) in enumerate(batch):
-                pos = torch.arange(len(ctx) - 1, len(ctx) - 1 + len(cont), device=self.device)
-                tgt = torch.tensor(cont, device=self.device)
-                out[i][j] = logp[row, pos, tgt].sum().item()
+        for start in range(0, len(rows), self.batch_size):
+            batch = rows[start : start + self.batch_size]
+            values = self._score_rows(
+                [(list(ctx), [c for _, c in conts]) for (_, ctx), conts in batch],
+                [requests[i].adapter for (i, _), _ in batch],
+            )
+            for ((i, _), conts), row_values in zip(batch, values):
+                for (j, _), value in zip(conts, row_values):
+                    out[i][j] = value
         return out
+
+    def _score_rows(
+        self, rows: list[tuple[list[int], list[list[int]]]], adapters: list[str | None]
+    ) -> list[list[float]]:
+        """Summed log-probabilities of the continuations of each (context, continuations) row, in one forward.
+
+        A row holds the context, then each continuation but its last token; a 4D mask lets each
+        continuation see the context and itself only, at the positions it has right after the context,
+        so each score is the one of context + continuation alone. Rows are padded on the left, so every
+        scored position lies in the last `tail` columns, the only ones the head computes logits for."""
+        seqs, segments, positions = [], [], []
+        picks = []  # (row, column, target token, continuation's index in the batch, token's index in it)
+        n_conts = 0
+        for r, (ctx, conts) in enumerate(rows):
+            seq, seg, pos = list(ctx), [0] * len(ctx), list(range(len(ctx)))
+            for k, cont in enumerate(conts, start=1):
+                # The context's last token predicts the continuation's first, each of its tokens the next.
+                cols = [len(ctx) - 1, *range(len(seq), len(seq) + len(cont) - 1)]
+                picks += [(r, col, tok, n_conts, t) for t, (col, tok) in enumerate(zip(cols, cont))]
+                n_conts += 1
+                seq += cont[:-1]
+                seg += [k] * (len(cont) - 1)
+                pos += range(len(ctx), len(ctx) + len(cont) - 1)
+            seqs.append(seq)
+            segments.append(seg)
+            positions.append(pos)
+        width = max(len(s) for s in seqs)
+        tail = max(len(s) - len(context) + 1 for s, (context, _) in zip(seqs, rows))
+        pads = [width - len(s) for s in seqs]
+        dev = self.device
+        ids = torch.tensor([[self.tok.pad_token_id] * p + s for p, s in zip(pads, seqs)], device=dev)
+        pos_ids = torch.tensor([[0] * p + s for p, s in zip(pads, positions)], device=dev)
+        seg = torch.tensor([[-1] * p + s for p, s in zip(pads, segments)], device=dev)
+        # A query sees the earlier keys of its own segment and of the context (0); pads (-1) see pads only.
+        allowed = torch.ones(width, width, dtype=torch.bool, device=dev).tril() & (
+            (seg[:, :, None] == seg[:, None, :]) | (seg[:, None, :] == 0)
+        )
+        # Additive (0 or the dtype's min): eager attention adds the mask to the scores, sdpa takes it as is.
+        dtype = self.model.get_input_embeddings().weight.dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=dev).masked_fill_(~allowed, torch.finfo(dtype).min)
+        logits = self.model(
+            input_ids=ids,
+            attention_mask=mask[:, None],
+            position_ids=pos_ids,
+            logits_to_keep=tail,
+            **self._adapter_kw(adapters),
+        ).logits
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        row, col, tok, slot, t = (torch.tensor(x, device=dev) for x in zip(*picks))
+        col += torch.tensor(pads, device=dev)[row] - (width - tail)
+        # One line per continuation, summed along it: the same order each run (index_add_ is not, on CUDA).
+        per_token = torch.zeros(n_conts, int(t.max()) + 1, device=dev)
+        per_token[slot, t] = logp[row, col, tok]
+        flat = iter(per_token.sum(1).tolist())
+        return [[next(flat) for _ in conts] for _, conts in rows]
 
     @torch.no_grad()
     def token_logprobs(self, adapter: str | None, prompts: list[str | list[int]]) -> list[dict]:
