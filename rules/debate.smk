@@ -12,8 +12,7 @@ rule debate:
         "benchmarks/debate/{arm}seed{seed}-gen{gen}.tsv"
     conda:
         CONDA_ENV
-    # One thread: on a CPU two model jobs side by side use 2 cores better than one job on both.
-    threads: 1
+    threads: 2
     resources:
         mem_mb=6000,
         gpu=GPU,
@@ -40,8 +39,7 @@ rule debate_train:
         "benchmarks/debate_train/{arm}seed{seed}-gen{gen}.tsv"
     conda:
         CONDA_ENV
-    # One thread: on a CPU two model jobs side by side use 2 cores better than one job on both.
-    threads: 1
+    threads: 2
     resources:
         mem_mb=6000,
         gpu=GPU,

@@ -9,8 +9,7 @@ rule fitness:
         "benchmarks/fitness/{arm}seed{seed}-gen{gen}.tsv"
     conda:
         CONDA_ENV
-    # One thread: on a CPU two model jobs side by side use 2 cores better than one job on both.
-    threads: 1
+    threads: 2
     resources:
         mem_mb=6000,
         gpu=GPU,
@@ -72,8 +71,7 @@ rule lamarck:
         "benchmarks/lamarck/{arm}seed{seed}-gen{bred}-{agent}.tsv"
     conda:
         CONDA_ENV
-    # One thread, as train_persona: the slots' steps (or copies, with step none) run side by side.
-    threads: 1
+    threads: 2
     resources:
         mem_mb=6000,
         gpu=lambda w: (

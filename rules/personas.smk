@@ -10,9 +10,7 @@ rule train_persona:
         "benchmarks/train_persona/seed{seed}-{agent}.tsv"
     conda:
         CONDA_ENV
-    # One thread each, so two personas train side by side on 2 cores: a ~2M-parameter model gains
-    # little from a second thread, the imports and data preparation none. Same adapter bytes as with 2.
-    threads: 1
+    threads: 2
     resources:
         mem_mb=6000,
         gpu=GPU,

@@ -13,8 +13,7 @@ rule evaluate_gen0:
         "benchmarks/evaluate/seed{seed}-gen0.tsv"
     conda:
         CONDA_ENV
-    # One thread: on a CPU two model jobs side by side use 2 cores better than one job on both.
-    threads: 1
+    threads: 2
     resources:
         mem_mb=6000,
         gpu=GPU,
@@ -40,8 +39,7 @@ rule evaluate_generation:
         gen=r"[1-9]\d*",
     conda:
         CONDA_ENV
-    # One thread: on a CPU two model jobs side by side use 2 cores better than one job on both.
-    threads: 1
+    threads: 2
     resources:
         mem_mb=6000,
         gpu=GPU,
@@ -92,8 +90,7 @@ rule evaluate_shared:
         target="|".join(layout.SHARED_TARGETS),
     conda:
         CONDA_ENV
-    # One thread: on a CPU two model jobs side by side use 2 cores better than one job on both.
-    threads: 1
+    threads: 2
     resources:
         mem_mb=6000,
         gpu=GPU,

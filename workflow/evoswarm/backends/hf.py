@@ -213,8 +213,9 @@ class HFBackend:
                     groups.setdefault((i, tuple(ctx)), []).append((j, cont_ids))
         rows = sorted(groups.items(), key=lambda g: -len(g[0][1]) - sum(len(c) - 1 for _, c in g[1]))
         out = [[0.0] * len(r.continuations) for r in requests]
-        for start in range(0, len(rows), self.batch_size):
-            batch = rows[start : start + self.batch_size]
+
+        def run(start: int, stop: int) -> None:
+            batch = rows[start:stop]
             values = self._score_rows(
                 [(list(ctx), [c for _, c in conts]) for (_, ctx), conts in batch],
                 [requests[i].adapter for (i, _), _ in batch],
@@ -222,6 +223,8 @@ class HFBackend:
             for ((i, _), conts), row_values in zip(batch, values):
                 for (j, _), value in zip(conts, row_values):
                     out[i][j] = value
+
+        self._in_batches(len(rows), run)
         return out
 
     def _score_rows(
