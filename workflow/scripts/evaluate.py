@@ -230,11 +230,16 @@ def self_consistency(config, target, backend, items, seed, k):
     )
 
 
-def best_adapter(target, adapters, fitness) -> tuple[str, str]:
-    """(agent, adapter folder) that the generation's selection ranks first."""
+def best_agent(target, fitness) -> str:
+    """The agent the generation's selection ranks first."""
     if not fitness:
         raise InputError(f"target {target}: needs the generation's fitness.csv")
-    best = ranked(read_fitness_csv(fitness))[0]
+    return ranked(read_fitness_csv(fitness))[0]
+
+
+def best_adapter(target, adapters, fitness) -> tuple[str, str]:
+    """(agent, adapter folder) that the generation's selection ranks first."""
+    best = best_agent(target, fitness)
     found = [a for a in adapters if Path(a).name == best]
     if not found:
         raise InputError(f"target {target}: the best agent {best} of {fitness} is not among the adapters given")
@@ -243,9 +248,7 @@ def best_adapter(target, adapters, fitness) -> tuple[str, str]:
 
 def copied_best(target, fitness, agent_evals) -> dict:
     """gen0-best: the result of the gen-0 agent the fitness ranks first, already scored as gen0-<agent>."""
-    if not fitness:
-        raise InputError(f"target {target}: needs the generation's fitness.csv")
-    best = ranked(read_fitness_csv(fitness))[0]
+    best = best_agent(target, fitness)
     by_target = {Path(p).name.removesuffix(".json"): p for p in agent_evals}
     path = by_target.get(f"gen0-{best}")
     if path is None:
