@@ -4,6 +4,7 @@ one run, at each batch size of --batches:
   seed           switch adapter, generate one prompt at a time (the seed's loop; batch-independent)
   peft+static    one batch mixing every agent through PEFT's `adapter_names=`, static KV cache
   stacked+static the same batch through the stacked LoRA product (evoswarm.backends.stacked_lora)
+  stacked-2gemm+static  with --two-gemm: the stacked product without the A factors in the base's GEMM
   no-lora+static the bare base model on the same batch (PEFT's layers swapped out): the ceiling
 
 A static cache lets transformers compile the decode step (CUDA graphs) on a GPU; on a CPU it runs eager.
@@ -102,6 +103,7 @@ def main():
     ap.add_argument("--seed-prompts", type=int, default=3, help="prompts the seed's loop is timed on")
     ap.add_argument("--skip", nargs="*", default=[], help="strategies not to run (e.g. seed peft+static)")
     ap.add_argument("--profile", action="store_true", help="profile stacked and no-lora at the first batch")
+    ap.add_argument("--two-gemm", action="store_true", help="also time the stacked product's two-GEMM form")
     a = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -124,6 +126,7 @@ def main():
         return (out.shape[1] - ids.shape[1]) * out.shape[0]
 
     stacked = StackedAdapters(model)
+    two_gemm = StackedAdapters(model, fuse_base=False) if a.two_gemm else None
 
     def seed_loop():
         n = 0
@@ -138,19 +141,22 @@ def main():
         def peft_static():
             return gen(model, ids, adapter_names=rows, cache_implementation="static")
 
-        def stacked_static():
-            stacked.install()
-            stacked.route(rows)
+        def stacked_static(stack=stacked):
+            stack.install()
+            stack.route(rows)
             try:
-                return gen(stacked.model, ids, cache_implementation="static")
+                return gen(stack.model, ids, cache_implementation="static")
             finally:
-                stacked.uninstall()
+                stack.uninstall()
 
         def no_lora_static():
             with bare(model) as m:
                 return gen(m, ids, cache_implementation="static")
 
-        return {"no-lora+static": no_lora_static, "stacked+static": stacked_static, "peft+static": peft_static}
+        runs = {"no-lora+static": no_lora_static, "stacked+static": stacked_static}
+        if two_gemm is not None:
+            runs["stacked-2gemm+static"] = lambda: stacked_static(two_gemm)
+        return {**runs, "peft+static": peft_static}
 
     rates = {}
     if "seed" not in a.skip:

@@ -180,3 +180,77 @@ def test_a_batch_too_large_for_memory_is_split_not_fatal(pair, monkeypatch, caps
     assert stacked.generate_raw(rows, settings) == want
     assert stacked.batch_size == 3
     assert "going on in batches of 6" in capsys.readouterr().err
+
+
+def test_the_base_gemm_carries_the_a_factors_and_stores_the_base_once(tiny_base, smoke_config, adapter_set, pair):
+    """Over a plain Linear the module keeps [W; A_all]; the base weight is a view of it, and the
+    two-GEMM form (what a quantized base gets) computes the same logits."""
+    stacked, _ = pair
+    module = next(iter(stacked.stacked.modules.values()))
+    assert module.fused
+    assert module.base_layer.weight.untyped_storage().data_ptr() == module.weight_and_a.untyped_storage().data_ptr()
+    rows = _rows(stacked, n=2)
+    fused, mask = _logits(stacked, rows)
+    stacked._unstack()
+    from evoswarm.backends.stacked_lora import StackedAdapters
+
+    stacked.stacked = StackedAdapters(stacked.peft, fuse_base=False)
+    stacked.stacked.install()
+    try:
+        assert not next(iter(stacked.stacked.modules.values())).fused
+        two_gemm, _ = _logits(stacked, rows)
+    finally:
+        stacked._unstack()
+        stacked._stack()
+    keep = mask.bool()
+    assert (fused[keep] - two_gemm[keep]).abs().max().item() < 1e-5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 on a GPU: run on a CUDA machine")
+def test_bf16_on_a_gpu_errs_no_more_than_peft():
+    """Qwen3-4B widths (2 layers), 3 random adapters of ranks 32/16/8 plus base rows, bf16 on the GPU:
+    the stacked product's logits stay as close to an fp32 reference as PEFT's own bf16 mixed batch, and
+    its greedy tokens agree with PEFT's."""
+    import copy
+
+    from evoswarm.backends.stacked_lora import StackedAdapters
+    from evoswarm.base_model import QWEN3_4B_SHAPE
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        base = Qwen3ForCausalLM(Qwen3Config(**{**QWEN3_4B_SHAPE, "num_hidden_layers": 2}))
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    names = ["a32", "b16", "c8"]
+    model = get_peft_model(base, LoraConfig(r=32, lora_alpha=64, target_modules=targets), adapter_name="a32")
+    model.add_adapter("b16", LoraConfig(r=16, lora_alpha=32, target_modules=targets))
+    model.add_adapter("c8", LoraConfig(r=8, lora_alpha=8, target_modules=targets[:4]))
+    g = torch.Generator().manual_seed(1)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            p.data.copy_(torch.randn(p.shape, generator=g) * 0.02)
+    model.eval()
+    reference = copy.deepcopy(model)  # fp32
+    model.to(torch.bfloat16)
+    rows = [None, *names] * 4
+    ids = torch.randint(0, 150_000, (len(rows), 48), generator=g).cuda()
+    with torch.no_grad():
+        want = reference(input_ids=ids, adapter_names=[r or "__base__" for r in rows]).logits
+        peft_bf16 = model(input_ids=ids, adapter_names=[r or "__base__" for r in rows]).logits.float()
+        peft_tokens = model.generate(
+            input_ids=ids, adapter_names=[r or "__base__" for r in rows], max_new_tokens=16, do_sample=False
+        )
+        stack = StackedAdapters(model)
+        stack.install()
+        stack.route(rows)
+        got = stack.model(input_ids=ids).logits.float()
+        tokens = stack.model.generate(input_ids=ids, max_new_tokens=16, do_sample=False)
+    peft_err, err = (peft_bf16 - want).abs(), (got - want).abs()
+    print(
+        f"bf16 vs fp32 logits: stacked max {err.max():.4f} mean {err.mean():.5f}; "
+        f"PEFT max {peft_err.max():.4f} mean {peft_err.mean():.5f}; "
+        f"greedy tokens equal to PEFT's: {(tokens == peft_tokens).float().mean():.3f}"
+    )
+    assert err.mean() <= 1.25 * peft_err.mean() and err.max() <= 2 * peft_err.max()
+    assert (tokens == peft_tokens).float().mean() >= 0.9

@@ -9,8 +9,11 @@ folded into its B block, and computes
 
 where `mask` (batch, 1, n*R) keeps each row's own adapter block (all zero for a base row). That is two
 matmuls of static shape for any mix of agents, so a static KV cache and a compiled (CUDA-graph) decode
-step work unchanged. Ranks that differ are zero-padded to the largest (R); a module an adapter does not
-target holds a zero block for it.
+step work unchanged. Over a plain Linear the first of them rides in the base's own GEMM: the module
+keeps [W; A_all] as one matrix (the base weight becomes a view of its top rows, so nothing is stored
+twice) and `x @ [W; A_all]^T` gives base(x) and x @ A_all^T at once; a decode step at small batch is a
+chain of kernel launches, and this takes one of the three per module away. Ranks that differ are
+zero-padded to the largest (R); a module an adapter does not target holds a zero block for it.
 
 Adapters are still loaded, saved and interpreted by PEFT (rank/alpha patterns, rsLoRA scaling): the
 stacks are read from the loaded PeftModel's LoRA layers, which `install` swaps out of the module tree
@@ -67,7 +70,7 @@ class AdapterRouter:
 class StackedLoraLinear(nn.Module):
     """A Linear plus every adapter's LoRA as one product; replaces one PEFT LoRA layer while installed."""
 
-    def __init__(self, peft_layer, names: list[str], rank: int, router: AdapterRouter):
+    def __init__(self, peft_layer, names: list[str], rank: int, router: AdapterRouter, fuse_base: bool = True):
         super().__init__()
         self.peft_layer = [peft_layer]  # in a list: not a submodule, so its weights are not counted twice
         self.base_layer = peft_layer.get_base_layer()
@@ -87,10 +90,26 @@ class StackedLoraLinear(nn.Module):
             r = a.shape[0]
             stacked_a[k * rank : k * rank + r] = a
             stacked_b[:, k * rank : k * rank + r] = b * peft_layer.scaling[name]
-        self.register_buffer("lora_a", stacked_a, persistent=False)
         self.register_buffer("lora_b", stacked_b, persistent=False)
+        base = self.base_layer
+        self.fused = fuse_base and type(base) is nn.Linear and base.weight.dtype == dtype
+        if self.fused:
+            weight_and_a = torch.cat([base.weight.detach(), stacked_a])
+            bias = None if base.bias is None else torch.cat([base.bias.detach(), stacked_a.new_zeros(len(stacked_a))])
+            # The base (and PEFT, once uninstalled) reads its weight from the top rows: stored once.
+            base.weight.data = weight_and_a[: base.out_features]
+            if bias is not None:
+                base.bias.data = bias[: base.out_features]
+            self.register_buffer("weight_and_a", weight_and_a, persistent=False)
+            self.register_buffer("bias_and_zero", bias, persistent=False)
+            self.split = [base.out_features, len(stacked_a)]
+        else:
+            self.register_buffer("lora_a", stacked_a, persistent=False)
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        if self.fused:
+            y, h = nn.functional.linear(x, self.weight_and_a, self.bias_and_zero).split(self.split, dim=-1)
+            return y + nn.functional.linear(h * self.router.mask, self.lora_b)
         y = self.base_layer(x, *args, **kwargs)
         h = nn.functional.linear(x.to(self.lora_a.dtype), self.lora_a) * self.router.mask
         return y + nn.functional.linear(h, self.lora_b).to(y.dtype)
@@ -99,7 +118,7 @@ class StackedLoraLinear(nn.Module):
 class StackedAdapters:
     """The stacked product installed into (and removed from) a PeftModel's module tree."""
 
-    def __init__(self, peft_model):
+    def __init__(self, peft_model, fuse_base: bool = True):
         from peft.tuners.lora import LoraLayer
 
         self.peft_model = peft_model
@@ -107,7 +126,7 @@ class StackedAdapters:
         layers = [(n, m) for n, m in peft_model.named_modules() if isinstance(m, LoraLayer)]
         rank = max(a.weight.shape[0] for _, m in layers for a in m.lora_A.values())
         self.router = AdapterRouter(self.names, rank)
-        self.modules = {n: StackedLoraLinear(m, self.names, rank, self.router) for n, m in layers}
+        self.modules = {n: StackedLoraLinear(m, self.names, rank, self.router, fuse_base) for n, m in layers}
         self.installed = False
 
     @property
@@ -131,5 +150,5 @@ class StackedAdapters:
             self._swap(False)
 
     def route(self, rows: list[str | None]) -> None:
-        ref = next(iter(self.modules.values())).lora_a
+        ref = next(iter(self.modules.values())).lora_b
         self.router.route(rows, ref.device, ref.dtype)
