@@ -81,6 +81,14 @@ def test_pickle_weights_are_refused(tiny_base, tiny_adapters, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_in_the_way_is_left_alone(tiny_base, tiny_adapters, tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "other.txt").write_text("kept")
+    message = refusal("--base", tiny_base, "--adapter", tiny_adapters["critic"], "--out", tmp_path / "models")
+    assert f"{tmp_path / 'models'}: already exists and is not an empty folder" in message
+    assert (tmp_path / "models" / "other.txt").read_text() == "kept"
+
+
 def test_an_adapter_of_another_base_is_refused(tiny_base, tiny_adapters, tmp_path):
     """Another base (other weights and shapes): refused for its base, named, before any module is compared."""
     from evoswarm.base_model import build_model, resolve_external

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from evoswarm.adapters import WEIGHTS, base_identity, verify_adapter
 from evoswarm.base_model import read_manifest
-from evoswarm.io import atomic_path
+from evoswarm.io import InputError, atomic_path
 
 CARD = "README.md"
 
@@ -21,11 +21,15 @@ def export_merged(base_dir: str | Path, adapter_dir: str | Path, out: str | Path
     """Merge the adapter folder `adapter_dir` into the base of `base_dir` (a build_base folder) and write the
     model to `out` atomically. The adapter is checked as every stage checks one (safetensors only, finite,
     weights hashing to lineage.json's sha256, trained on this base): a pickle or another base's adapter
-    raises InputError naming the folder. Returns the adapter's lineage."""
+    raises InputError naming the folder, as does an `out` that exists and is not empty. Returns the
+    adapter's lineage."""
     import torch
     from peft import PeftModel
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    # Writing replaces the folder whole: never a folder that holds something else.
+    if Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
+        raise InputError(f"{out}: already exists and is not an empty folder; remove it or choose another --out")
     manifest = read_manifest(base_dir)
     _, _, lineage = verify_adapter(adapter_dir, manifest)
     path = manifest["path"]
@@ -37,7 +41,9 @@ def export_merged(base_dir: str | Path, adapter_dir: str | Path, out: str | Path
     with atomic_path(out, is_dir=True) as tmp:
         merged.save_pretrained(tmp)
         AutoTokenizer.from_pretrained(path).save_pretrained(tmp)
-        (tmp / CARD).write_text(model_card(lineage, manifest, Path(adapter_dir).name, str(stored)), encoding="utf-8")
+        (tmp / CARD).write_text(
+            model_card(lineage, manifest, Path(adapter_dir).name, str(stored).removeprefix("torch.")), encoding="utf-8"
+        )
     return lineage
 
 
