@@ -1,6 +1,7 @@
 """uv.lock is current with pyproject.toml and locks, for `uv sync --extra cuda`, the versions that
 constraints.txt measured together (uv installed by pip through the dev extra)."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ UV = [sys.executable, "-m", "uv"]
 
 
 def uv(*args: str) -> subprocess.CompletedProcess:
+    if importlib.util.find_spec("uv") is None:
+        pytest.fail("uv is not installed: it comes with the dev extra (pip install -c constraints.txt -e '.[dev]')")
     # The interpreter running the tests: uv neither searches for nor downloads another.
     return subprocess.run([*UV, *args, "--python", sys.executable], cwd=REPO, capture_output=True, text=True)
 
