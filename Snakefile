@@ -30,6 +30,7 @@ include: "rules/personas.smk"
 include: "rules/debate.smk"
 include: "rules/evolve.smk"
 include: "rules/report.smk"
+include: "rules/export.smk"
 
 
 # A study config (`study.arms`) makes its comparison table the default target; otherwise the report.

@@ -206,6 +206,15 @@ def gen0_best_inputs(wildcards):
     }
 
 
+def export_inputs(wildcards):
+    """The base, the generation's adapters and the fitness.csv that ranks them (the best is picked from it)."""
+    return {
+        "base": base_dir(),
+        "adapters": adapters_of(wildcards.seed, wildcards.gen),
+        "fitness": layout.fitness_csv(R, wildcards.seed, wildcards.gen),
+    }
+
+
 def report_files():
     return layout.report_files(config)
 

@@ -1,7 +1,8 @@
-"""The `evoswarm` command: open-topic debates, the OpenAI-compatible server, the world generator.
+"""The `evoswarm` command: open-topic debates, the OpenAI-compatible server, merged-model export, the world.
 
 evoswarm debate --topic "消費税減税は日本経済にプラスか？" --adapters A B C --rounds 3
 evoswarm serve --base results/base --adapters results/seed0/gen0/adapters/* --port 8000
+evoswarm export --base results/base --adapter results/seed0/gen2/adapters/s00 --out models/s00
 evoswarm world --out data --seed 0
 evoswarm check-config config.yaml configs/smoke.yaml
 """
@@ -98,6 +99,13 @@ def cmd_serve(a) -> None:
         pass
 
 
+def cmd_export(a) -> None:
+    from evoswarm.export import export_merged
+
+    lineage = export_merged(a.base, a.adapter, a.out)
+    print(f"{a.out}: {Path(a.adapter).name} (generation {lineage.get('generation')}) merged into {a.base}")
+
+
 def cmd_world(a) -> None:
     from evoswarm.world import generate, write
 
@@ -142,6 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--max-queue", type=int, default=16, help="requests queued at once; more get a 429")
     s.add_argument("--allow-dir", action="append", help="folders adapters may be loaded from (repeatable)")
     s.set_defaults(func=cmd_serve)
+    e = sub.add_parser("export", help="merge one adapter into the base: a standalone transformers model")
+    e.add_argument("--base", default="results/base", help="the run's base folder (build_base's)")
+    e.add_argument("--adapter", required=True, help="an adapter folder, e.g. results/seed0/gen2/adapters/s00")
+    e.add_argument("--out", required=True, help="the model folder to write")
+    e.set_defaults(func=cmd_export)
     w = sub.add_parser("world", help="regenerate the embedded task world")
     w.add_argument("--out", default="data")
     w.add_argument("--seed", type=int, default=0)

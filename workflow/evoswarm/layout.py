@@ -5,6 +5,7 @@ such as "{seed}") and for the stage scripts run by hand (called with values).
     <results>/eval/<target>.json         shared evaluation targets (SHARED_TARGETS)
     <results>/seed<k>/gen<g>/...         one replicate: adapters, debate, fitness.csv, selection.json
     <results>/seed<k>/eval/<target>.json every other evaluation target, per replicate
+    <results>/seed<k>/gen<g>/best-merged/ the generation's best agent as a merged model (`snakemake export`)
     <results>/report/                    one report over all seeds
     <results>/study/<arm>/seed<k>/...    a study arm's replicate from generation 1 on (its generation 0
                                          and the evaluations that depend on it alone are the main run's)
@@ -62,6 +63,11 @@ def fitness_csv(results: str, seed, gen, arm: str = "") -> str:
 
 def selection_json(results: str, seed, gen, arm: str = "") -> str:
     return f"{replicate_dir(results, seed, arm)}/gen{gen}/selection.json"
+
+
+def export_dir(results: str, seed, gen) -> str:
+    """The generation's best agent merged into the base (a transformers model folder); made on request."""
+    return f"{replicate_dir(results, seed)}/gen{gen}/best-merged"
 
 
 def shared_eval_json(results: str, target) -> str:

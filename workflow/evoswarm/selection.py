@@ -9,13 +9,32 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 from evoswarm.config import bred_slots, derive_seed
+from evoswarm.fitness import read_fitness_csv
+from evoswarm.io import InputError
 
 
 def ranked(fitness: dict[str, float]) -> list[str]:
     """Agents best first; ties broken by name so the order never depends on dict order."""
     return sorted(fitness, key=lambda a: (-fitness[a], a))
+
+
+def best_agent(fitness_csv: str | None, who: str) -> str:
+    """The agent a generation's fitness.csv ranks first; `who` (what asks) names it in an error."""
+    if not fitness_csv:
+        raise InputError(f"{who}: needs the generation's fitness.csv")
+    return ranked(read_fitness_csv(fitness_csv))[0]
+
+
+def best_adapter(adapters: list[str], fitness_csv: str | None, who: str) -> tuple[str, str]:
+    """(agent, adapter folder) of the generation's best agent among the `adapters` folders."""
+    best = best_agent(fitness_csv, who)
+    found = [a for a in adapters if Path(a).name == best]
+    if not found:
+        raise InputError(f"{who}: the best agent {best} of {fitness_csv} is not among the adapters given")
+    return best, found[0]
 
 
 def tournament(fitness: dict[str, float], rng: random.Random, n: int, size: int) -> list[str]:

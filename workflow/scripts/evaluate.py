@@ -50,12 +50,11 @@ from evoswarm.evaluation import (
     seeded_majority,
     use_adapter,
 )
-from evoswarm.fitness import read_fitness_csv
 from evoswarm.io import InputError, write_json
 from evoswarm.layout import eval_failure
 from evoswarm.population import load_items
 from evoswarm.progress import TargetsProgress
-from evoswarm.selection import ranked
+from evoswarm.selection import best_adapter, best_agent
 
 
 def target_seed(config: dict, target: str) -> int:
@@ -230,25 +229,9 @@ def self_consistency(config, target, backend, items, seed, k):
     )
 
 
-def best_agent(target, fitness) -> str:
-    """The agent the generation's selection ranks first."""
-    if not fitness:
-        raise InputError(f"target {target}: needs the generation's fitness.csv")
-    return ranked(read_fitness_csv(fitness))[0]
-
-
-def best_adapter(target, adapters, fitness) -> tuple[str, str]:
-    """(agent, adapter folder) that the generation's selection ranks first."""
-    best = best_agent(target, fitness)
-    found = [a for a in adapters if Path(a).name == best]
-    if not found:
-        raise InputError(f"target {target}: the best agent {best} of {fitness} is not among the adapters given")
-    return best, found[0]
-
-
 def copied_best(target, fitness, agent_evals) -> dict:
     """gen0-best: the result of the gen-0 agent the fitness ranks first, already scored as gen0-<agent>."""
-    best = best_agent(target, fitness)
+    best = best_agent(fitness, f"target {target}")
     by_target = {Path(p).name.removesuffix(".json"): p for p in agent_evals}
     path = by_target.get(f"gen0-{best}")
     if path is None:
@@ -303,7 +286,7 @@ def evaluations(config, targets, base, items, adapters, fitness, population, sys
                 raise InputError(f"target {t}: no adapter folder named {agent} among {adapters}")
             singles[t] = (None, found[0])
         elif t.endswith("-best") and t != "gen0-best":
-            singles[t] = best_adapter(t, adapters, fitness)
+            singles[t] = best_adapter(adapters, fitness, f"target {t}")
         if singles.get(t, (None, None))[1]:
             lineage_system(t, base, singles[t][1])  # a missing or foreign adapter fails before any model loads
     rounds = config["debate"]["rounds"]
