@@ -85,7 +85,10 @@ def fake_run(root: Path, seeds=(0, 1), generations=1, budget=False, drop_skill=F
                 votes.append(
                     {"question_id": it["id"], "skill": "arithmetic", "gold": it["answer"], "choices": it["choices"],
                      "finals": {a: {"answer": it["answer"], "confidence": 0.6} for a in agents},
-                     "vote_scores": {it["answer"]: 1.8}, "team_answer": it["answer"], "correct": True}
+                     "vote_scores": {it["answer"]: 1.8}, "team_answer": it["answer"], "correct": True,
+                     "rounds": 2, "agreed_round": 2 if it["id"] == "d1" else 1,
+                     "round1_answer": it["choices"][1] if it["id"] == "d1" else it["answer"],
+                     "round1_correct": it["id"] != "d1", "generated_tokens": 30 + g, "seconds": 0.5}
                 )  # fmt: skip
             write_jsonl(files["transcripts"][s][g], turns)
             write_jsonl(files["votes"][s][g], votes)
@@ -145,7 +148,8 @@ def test_same_tables_in_html_and_markdown_in_the_promised_order(tmp_path):
     html, md = to_html(title, intro, sections), to_markdown(title, intro, sections)
     titles = [s.title for s in sections]
     order = ["Verdicts", "Accuracy on the test split", "Accuracy per generation", "Dev vs test", "Lineage",
-             "Example debate 1", "Example debate 3", "Raw fitness parts", "Stage timings"]  # fmt: skip
+             "Example debate 1", "Example debate 3", "Raw fitness parts", "Debate efficiency",
+             "Stage timings"]  # fmt: skip
     positions = [next(i for i, t in enumerate(titles) if t.startswith(o)) for o in order]
     assert positions == sorted(positions)
     for s in sections:
@@ -162,6 +166,10 @@ def test_same_tables_in_html_and_markdown_in_the_promised_order(tmp_path):
     assert "solo_acc" in raw.head and not any(h.endswith("_norm") for h in raw.head)
     timing = next(s for s in sections if s.title.startswith("Stage timings by rule"))
     assert "shared jobs (base, base evaluation) 40 s; per replicate: seed 0 12 s, seed 1 10 s" in timing.note
+    eff = next(s for s in sections if s.title.startswith("Debate efficiency per generation"))
+    # d1 only: the round-1 vote was wrong and the agents agreed on the gold answer in round 2
+    assert [r[:3] for r in eff.rows] == [["0", "0", "4"], ["0", "1", "4"], ["1", "0", "4"], ["1", "1", "4"]]
+    assert eff.rows[1][4:] == ["4 (100%)", "3 (75%)", "1.250", "1 (25%)", "0 (0%)", "1 (25%)", "31", "0.50"]
     first = next(s for s in sections if s.title.startswith("Example debate 1"))
     assert "d1" in first.title and "What is 1 + 1?" in first.note and len(first.rows) == 2 * 3
 

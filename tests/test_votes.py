@@ -61,6 +61,10 @@ class TiedBackend:
     def generate(self, requests):
         return [r.prefix + f'{r.adapter} thinks so"}}' for r in requests]
 
+    @staticmethod
+    def tok(text, add_special_tokens=False):  # words stand in for tokens
+        return {"input_ids": text.split()}
+
 
 ITEMS = read_jsonl(REPO / "data/tasks/dev.jsonl")[:40]
 SETTINGS = DebateSettings(rounds=2, answer_mode="loglik", seed=11)
@@ -194,7 +198,9 @@ def test_unread_final_summaries_are_skipped_and_change_no_answer(judged):
     full, full_votes = run_debate(d.backend, d.agents, items, d.settings)
     lines = []
     lean, lean_votes = run_debate(d.backend, d.agents, items, d.settings, final_summaries=False, log=lines.append)
+    spent = [(v.pop("generated_tokens"), w.pop("generated_tokens")) for v, w in zip(lean_votes, full_votes)]
     assert lean_votes == full_votes
+    assert all(lean_tokens < full_tokens for lean_tokens, full_tokens in spent)  # no last-round summaries
     last = d.settings.rounds
     assert [t for t in lean if t["round"] < last] == [t for t in full if t["round"] < last]
     for a, b in zip(lean, full):

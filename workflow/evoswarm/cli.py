@@ -1,6 +1,6 @@
 """The `evoswarm` command: open-topic debates, the OpenAI-compatible server, merged-model export, the world.
 
-evoswarm debate --topic "消費税減税は日本経済にプラスか？" --adapters A B C --rounds 3
+evoswarm debate --topic "消費税減税は日本経済にプラスか？" --adapters A B C --rounds 3 [--engine langgraph]
 evoswarm serve --base results/base --adapters results/seed0/gen0/adapters/* --port 8000
 evoswarm export --base results/base --adapter results/seed0/gen2/adapters/s00 --out models/s00
 evoswarm world --out data --seed 0
@@ -30,6 +30,13 @@ def cmd_debate(a) -> None:
 
     if not a.topic.strip():
         raise InputError("--topic is empty")
+    if a.engine == "langgraph":
+        try:
+            from evoswarm.debate_graph import stream_debate
+        except ModuleNotFoundError as e:
+            if not (e.name or "").startswith("langgraph"):
+                raise
+            raise InputError("--engine langgraph needs LangGraph: pip install 'evoswarm[langgraph]'") from None
     config = stage_config(_config(a.config), "debate")
     dcfg = {
         **config["debate"],
@@ -45,17 +52,29 @@ def cmd_debate(a) -> None:
     agents = load_agents(backend, a.base, a.adapters)
     s = dataclasses.replace(DebateSettings.from_config(dcfg, "exact", config["seed"]), answer_mode="generate")
     item = {"id": "topic", "question": a.topic, "answer": "", "choices": None}
-    transcripts, votes = run_debate(backend, agents, [item], s, judge=judge_agent(dcfg))
-    print(f"# {a.topic}\n")
-    for t in transcripts:
-        print(
-            f"[round {t['round']}] {t['agent']}: {t['answer']} (confidence {t['confidence']:.2f})"
-            + (f" -- {t['summary']}" if t["summary"] else "")
-            + ("" if t["parsed"] else "  [unparsed]")
-        )
-    v = votes[0]
+    print(f"# {a.topic}\n", flush=True)
+    if a.engine == "langgraph":  # each turn printed as soon as it is produced
+        for kind, row in stream_debate(backend, agents, item, s, judge=judge_agent(dcfg)):
+            if kind == "turn":
+                _print_turn(row)
+            else:
+                v = row
+    else:
+        transcripts, votes = run_debate(backend, agents, [item], s, judge=judge_agent(dcfg))
+        for t in transcripts:
+            _print_turn(t)
+        v = votes[0]
     print(f"\nvote: {v['vote_answer']}  scores {v['vote_scores']}")
     print(f"judge: {v['judge']['answer']} -- {v['judge']['summary']}")
+
+
+def _print_turn(t: dict) -> None:
+    print(
+        f"[round {t['round']}] {t['agent']}: {t['answer']} (confidence {t['confidence']:.2f})"
+        + (f" -- {t['summary']}" if t["summary"] else "")
+        + ("" if t["parsed"] else "  [unparsed]"),
+        flush=True,
+    )
 
 
 def _check_topic_fits(topic: str, backend, max_new_tokens: int) -> None:
@@ -140,6 +159,12 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--lang", choices=["ja", "en"], default="ja")
     d.add_argument("--max-new-tokens", type=int, default=96)
     d.add_argument("--temperature", type=float, default=0.0)
+    d.add_argument(
+        "--engine",
+        choices=["builtin", "langgraph"],
+        default="builtin",
+        help="langgraph: the same protocol as a LangGraph graph, each turn streamed (extra: evoswarm[langgraph])",
+    )
     d.set_defaults(func=cmd_debate)
     s = sub.add_parser("serve", help="OpenAI-compatible server over the hf backend")
     s.add_argument("--base", default="results/base")

@@ -12,6 +12,12 @@ Answer modes:
   best choice, confidence the softmax over choices; a short summary is then generated after it (in the
   last round only if someone reads it: see run_debate's `final_summaries`).
 - `generate`: the whole JSON turn is generated and parsed leniently (parse failures recorded).
+
+Efficiency (per question in the vote rows): the debate always runs all its rounds (no early stop);
+`agreed_round` is the first round after which every agent's answer parsed and the vote counts them as one
+answer (None if none did), i.e. where the debate could have stopped; `round1_answer` is the round-1 vote
+(the team's answer had it stopped there, without a judge); `generated_tokens` counts every turn's
+generated text (and the judge's) re-encoded with the backend's tokenizer.
 """
 
 from __future__ import annotations
@@ -100,11 +106,21 @@ def prompt_hash(messages: list[dict]) -> str:
     return hashlib.sha256(json.dumps(messages, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _messages(
-    agent: Agent, item: dict, own: PeerAnswer | None, peers: list[PeerAnswer] | None, s: DebateSettings, rnd: int
+def turn_messages(
+    agent: Agent, item: dict, names: list[str], last: dict[tuple[str, str], dict], s: DebateSettings, rnd: int
 ) -> list[dict]:
+    """The prompt of `agent`'s turn on `item` in round `rnd`: alone in round 1; later with its own previous
+    turn and the others' (team `names`, in seeded per-question order) from `last` {(question id, agent): turn}."""
+    own, peers = None, None
+    if rnd > 1:
+        own = _seen(last, item, agent.name)
+        peers = [_seen(last, item, o) for o in seeded_order(names, s.seed, item["id"]) if o != agent.name]
     user = turn_prompt(item["question"], item.get("choices"), peers, s.rules, rnd == s.rounds and rnd > 1, own=own)
     return chat(agent.system, user)
+
+
+def _token_count(backend: Backend, text: str) -> int:
+    return len(backend.tok(text, add_special_tokens=False)["input_ids"]) if text else 0
 
 
 def _summary_text(generated: str) -> str:
@@ -139,6 +155,7 @@ def _loglik_turns(
         for t in turns:
             t["raw"] = json.dumps({"answer": t["answer"], "confidence": t["confidence"]}, ensure_ascii=False)
             t["summary"] = ""
+            t["generated_tokens"] = 0
         return turns
     prefixes = [
         ANSWER_PREFIX
@@ -155,6 +172,7 @@ def _loglik_turns(
     for t, p, text in zip(turns, prefixes, texts):
         t["raw"] = text
         t["summary"] = _summary_text(text[len(p) :])
+        t["generated_tokens"] = _token_count(backend, text[len(p) :])
     return turns
 
 
@@ -168,7 +186,16 @@ def _generated_turns(
         answer = t.answer
         if it.get("choices") and t.ok:
             answer = match_choice(t.answer, it["choices"]) or t.answer
-        turns.append({"answer": answer, "confidence": t.confidence, "summary": t.summary, "raw": text, "parsed": t.ok})
+        turns.append(
+            {
+                "answer": answer,
+                "confidence": t.confidence,
+                "summary": t.summary,
+                "raw": text,
+                "parsed": t.ok,
+                "generated_tokens": _token_count(backend, text),
+            }
+        )
     return turns
 
 
@@ -179,7 +206,8 @@ def ask(
     seed: int,
     summaries: bool = True,
 ) -> list[dict]:
-    """One batch of turns: (adapter, messages, item) -> turn dicts (answer, confidence, summary, raw, parsed).
+    """One batch of turns: (adapter, messages, item) -> turn dicts (answer, confidence, summary, raw, parsed,
+    generated_tokens).
     `summaries=False` spares loglik mode the generation of summaries that nobody will read."""
     if not reqs:
         return []
@@ -208,75 +236,115 @@ def run_debate(
     `final_summaries=False`: in loglik mode the last round's turns get no generated summary (empty;
     `raw` holds the turn's JSON without it), for a caller that reads neither the last round's summaries
     nor its raw text (a judge, which reads them, always gets them). `log`: a progress line per round."""
-    from evoswarm.config import derive_seed
-
-    score = SCORERS[s.scorer]
     transcripts: list[dict] = []
     last: dict[tuple[str, str], dict] = {}
+    names = [a.name for a in agents]
     progress = Progress("debate", len(items) * len(agents) * s.rounds, "turns")
     for rnd in range(1, s.rounds + 1):
         reqs, keys = [], []
         for it in items:
-            order = seeded_order([a.name for a in agents], s.seed, it["id"])
             for ag in agents:
-                own, peers = None, None
-                if rnd > 1:
-                    own = _seen(last, it, ag.name)
-                    peers = [_seen(last, it, o) for o in order if o != ag.name]
-                msgs = _messages(ag, it, own, peers, s, rnd)
+                msgs = turn_messages(ag, it, names, last, s, rnd)
                 reqs.append((ag.adapter, msgs, it))
                 keys.append((it, ag, msgs))
         summaries = rnd < s.rounds or final_summaries or judge is not None
-        turns = ask(backend, reqs, s, derive_seed(s.seed, "debate", rnd), summaries)
+        turns = ask(backend, reqs, s, round_seed(s, rnd), summaries)
         for (it, ag, msgs), t in zip(keys, turns):
             last[(it["id"], ag.name)] = t
-            transcripts.append(
-                {
-                    "question_id": it["id"],
-                    "round": rnd,
-                    "agent": ag.name,
-                    "adapter_sha": ag.sha,
-                    "prompt_sha": prompt_hash(msgs),
-                    "messages": msgs,  # the prompt as the agent saw it (debate distillation trains on it)
-                    "raw": t["raw"],
-                    "answer": t["answer"],
-                    "confidence": t["confidence"],
-                    "summary": t["summary"],
-                    "parsed": t["parsed"],
-                    "correct": score(t["answer"], it["answer"], it.get("choices")),
-                }
-            )
+            transcripts.append(transcript_row(it, ag, msgs, t, rnd, s))
         if log:
             log(progress.line(len(transcripts), f"round {rnd}/{s.rounds}"))
     judged = {}
     if judge:
         finals_seen = {it["id"]: {a.name: _seen(last, it, a.name) for a in agents} for it in items}
         judged = _judge(backend, judge, items, finals_seen, s)
+    by_question: dict[str, list[dict]] = {}
+    for t in transcripts:
+        by_question.setdefault(t["question_id"], []).append(t)
     votes = []
     for it in items:
-        finals = {
-            ag.name: {
-                "answer": last[(it["id"], ag.name)]["answer"],
-                "confidence": last[(it["id"], ag.name)]["confidence"],
-            }
-            for ag in agents
-        }
-        team, scores = weighted_vote([(f["answer"], f["confidence"]) for f in finals.values()], s.seed, it["id"])
-        row = {
-            "question_id": it["id"],
-            "skill": it.get("skill", ""),
-            "gold": it["answer"],
-            "choices": it.get("choices"),
-            "finals": finals,
-            "vote_scores": scores,
-            "team_answer": team,
-        }
+        row = vote_row(it, names, last, by_question[it["id"]], s)
         if judge:
-            row["vote_answer"], row["team_answer"] = team, judged[it["id"]]["answer"]
-            row["judge"] = judged[it["id"]]
-        row["correct"] = score(row["team_answer"], it["answer"], it.get("choices"))
+            add_judge(row, judged[it["id"]], it, s)
         votes.append(row)
     return transcripts, votes
+
+
+def round_seed(s: DebateSettings, rnd: int) -> int:
+    """The seed of round `rnd`'s turns (used when sampling)."""
+    from evoswarm.config import derive_seed
+
+    return derive_seed(s.seed, "debate", rnd)
+
+
+def transcript_row(item: dict, agent: Agent, msgs: list[dict], turn: dict, rnd: int, s: DebateSettings) -> dict:
+    """One line of transcripts.jsonl: `agent`'s turn (from `ask`) on `item` in round `rnd`, prompted with `msgs`."""
+    return {
+        "question_id": item["id"],
+        "round": rnd,
+        "agent": agent.name,
+        "adapter_sha": agent.sha,
+        "prompt_sha": prompt_hash(msgs),
+        "messages": msgs,  # the prompt as the agent saw it (debate distillation trains on it)
+        "raw": turn["raw"],
+        "answer": turn["answer"],
+        "confidence": turn["confidence"],
+        "summary": turn["summary"],
+        "parsed": turn["parsed"],
+        "correct": SCORERS[s.scorer](turn["answer"], item["answer"], item.get("choices")),
+        "generated_tokens": turn["generated_tokens"],
+    }
+
+
+def vote_row(
+    item: dict, names: list[str], last: dict[tuple[str, str], dict], turns: list[dict], s: DebateSettings
+) -> dict:
+    """One line of votes.jsonl without a judge: the agents' final turns (`last`), their confidence-weighted
+    vote, and the question's efficiency fields from its transcript rows `turns` (every round)."""
+    score = SCORERS[s.scorer]
+    finals = {
+        n: {"answer": last[(item["id"], n)]["answer"], "confidence": last[(item["id"], n)]["confidence"]} for n in names
+    }
+    team, scores = weighted_vote([(f["answer"], f["confidence"]) for f in finals.values()], s.seed, item["id"])
+    round1, _ = weighted_vote([(t["answer"], t["confidence"]) for t in turns if t["round"] == 1], s.seed, item["id"])
+    return {
+        "question_id": item["id"],
+        "skill": item.get("skill", ""),
+        "gold": item["answer"],
+        "choices": item.get("choices"),
+        "finals": finals,
+        "vote_scores": scores,
+        "team_answer": team,
+        "correct": score(team, item["answer"], item.get("choices")),
+        "rounds": s.rounds,
+        "agreed_round": agreed_round(turns, s.seed),
+        "round1_answer": round1,
+        "round1_correct": score(round1, item["answer"], item.get("choices")),
+        "generated_tokens": sum(t["generated_tokens"] for t in turns),
+    }
+
+
+def add_judge(row: dict, pick: dict, item: dict, s: DebateSettings) -> None:
+    """The judge's `pick` (from `_judge`) becomes the vote row's team answer; the vote's stays as vote_answer."""
+    row["vote_answer"], row["team_answer"] = row["team_answer"], pick["answer"]
+    row["judge"] = pick
+    row["correct"] = SCORERS[s.scorer](pick["answer"], item["answer"], item.get("choices"))
+    row["generated_tokens"] += pick["generated_tokens"]
+
+
+def agreed_round(turns: list[dict], seed: int) -> int | None:
+    """The first round after which all agents agree on a question: every turn of the round parsed with a
+    non-empty answer and the vote counts them as one answer. None if no round did. `turns`: the question's
+    transcript rows (every round and agent); `seed` the debate's (it orders no answer here)."""
+    by_round: dict[int, list[dict]] = {}
+    for t in turns:
+        by_round.setdefault(t["round"], []).append(t)
+    for rnd in sorted(by_round):
+        ts = by_round[rnd]
+        _, scores = weighted_vote([(t["answer"], t["confidence"]) for t in ts], seed, ts[0]["question_id"])
+        if all(t["parsed"] and t["answer"].strip() for t in ts) and len(scores) == 1:
+            return rnd
+    return None
 
 
 def _judge(
@@ -291,10 +359,8 @@ def _judge(
         prompt = judge_prompt(it["question"], it.get("choices"), shown, s.language)
         reqs.append((judge.adapter, chat(judge.system, prompt), it))
     turns = ask(backend, reqs, s, derive_seed(s.seed, "judge"))
-    return {
-        it["id"]: {"answer": t["answer"], "confidence": t["confidence"], "summary": t["summary"], "raw": t["raw"]}
-        for it, t in zip(items, turns)
-    }
+    keep = ("answer", "confidence", "summary", "raw", "generated_tokens")
+    return {it["id"]: {k: t[k] for k in keep} for it, t in zip(items, turns)}
 
 
 def revote(votes: list[dict], subset: list[str], scorer: str, seed: int) -> float:

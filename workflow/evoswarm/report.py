@@ -21,6 +21,7 @@ from evoswarm.adapters import read_lineage
 from evoswarm.config import derive_seed, gen0_members
 from evoswarm.io import InputError, read_jsonl
 from evoswarm.layout import eval_failure
+from evoswarm.parsing import normalize_answer
 from evoswarm.stats import Estimate, Scored, accuracy, paired_difference, scored_from_per_item, verdict
 
 TARGET_NOTES = {
@@ -458,6 +459,103 @@ def example_debates(
     return out
 
 
+@dataclass(frozen=True)
+class Efficiency:
+    """One debate's efficiency over its questions (from the per-question fields of votes.jsonl)."""
+
+    questions: int
+    rounds: int
+    agreed: int  # questions on which the agents agreed after some round
+    agreed_in_round_1: int
+    mean_agreed_round: float | None  # over the agreed questions
+    changed: int  # the team's answer differs from the round-1 vote
+    right_to_wrong: int
+    wrong_to_right: int
+    tokens_per_question: float
+    seconds_per_question: float | None  # None: not timed (a debate run outside the debate stage)
+
+
+def debate_efficiency(votes: list[dict]) -> Efficiency | None:
+    """The efficiency of one debate from its vote rows; None for rows without the efficiency fields (a
+    debate recorded before they existed)."""
+    if not votes or "agreed_round" not in votes[0]:
+        return None
+    agreed = [v["agreed_round"] for v in votes if v["agreed_round"] is not None]
+    seconds = [v["seconds"] for v in votes if "seconds" in v]
+    return Efficiency(
+        questions=len(votes),
+        rounds=max(v["rounds"] for v in votes),
+        agreed=len(agreed),
+        agreed_in_round_1=agreed.count(1),
+        mean_agreed_round=sum(agreed) / len(agreed) if agreed else None,
+        changed=sum(normalize_answer(v["team_answer"]) != normalize_answer(v["round1_answer"]) for v in votes),
+        right_to_wrong=sum(bool(v["round1_correct"]) and not v["correct"] for v in votes),
+        wrong_to_right=sum(not v["round1_correct"] and bool(v["correct"]) for v in votes),
+        tokens_per_question=sum(v["generated_tokens"] for v in votes) / len(votes),
+        seconds_per_question=sum(seconds) / len(seconds) if seconds else None,
+    )
+
+
+def _share(n: int, total: int) -> str:
+    return f"{n} ({n / total:.0%})"
+
+
+def efficiency_section(votes: dict[int, list[str]]) -> Section:
+    """A row per seed and generation from each generation's dev debate (votes[seed][gen]: its votes.jsonl)."""
+    rows = []
+    for s in sorted(votes):
+        for g, path in enumerate(votes[s]):
+            e = debate_efficiency(read_jsonl(path))
+            if e is None:
+                rows.append([str(s), str(g), "not recorded (votes.jsonl from before the efficiency fields)"])
+                continue
+            n = e.questions
+            rows.append(
+                [
+                    str(s),
+                    str(g),
+                    str(n),
+                    str(e.rounds),
+                    _share(e.agreed, n),
+                    _share(e.agreed_in_round_1, n),
+                    _fmt(e.mean_agreed_round),
+                    _share(e.changed, n),
+                    _share(e.right_to_wrong, n),
+                    _share(e.wrong_to_right, n),
+                    f"{e.tokens_per_question:.0f}",
+                    f"{e.seconds_per_question:.2f}" if e.seconds_per_question is not None else "",
+                ]
+            )
+    return Section(
+        "Debate efficiency per generation (dev debates)",
+        note="From each generation's dev debate (gen<g>/debate/votes.jsonl), the debate every generation runs in "
+        "full and whose answers its fitness reads; the test-split team debates keep only per-item correctness. "
+        "The debate always runs all its rounds (no early stop). Agreed: questions where, after some round, every "
+        "agent's answer parsed and the vote counted them as one answer; agreed round: the mean first such round "
+        "over those questions (where the debate could have stopped). Changed: the team's final answer differs from "
+        "the round-1 vote (with a judge, the judge's pick is the final answer); right->wrong and wrong->right "
+        "count the changes that flipped correctness. Tokens: generated per question by all agents' turns and the "
+        "judge's, re-encoded with the base tokenizer. Seconds: the debate's wall time divided by its questions "
+        "(each round runs all questions in one batched call, so one question's own time cannot be told apart; "
+        "model loading excluded).",
+        head=[
+            "seed",
+            "gen",
+            "questions",
+            "rounds",
+            "agreed",
+            "agreed in round 1",
+            "agreed round",
+            "changed",
+            "right->wrong",
+            "wrong->right",
+            "tokens / question",
+            "seconds / question",
+        ],
+        rows=rows,
+    )
+
+
 def raw_fitness_columns(tables: list[list[dict]]) -> list[str]:
     """fitness.csv's raw columns: everything but the weights' hash and the normalised parts."""
     cols: dict[str, None] = {}
@@ -618,6 +716,7 @@ def build(config: dict, files: dict, benchmarks: str) -> tuple[str, str, list[Se
             "Parse-failure rate of debate turns", head=["seed", "gen", "turns", "failures", "rate"], rows=parse_rows
         )
     )
+    sections.append(efficiency_section(files["votes"]))
     sections += timing_sections(benchmark_rows(benchmarks))
     title = f"evoswarm report: P={config['population']}, G={last}, seeds {', '.join(map(str, seeds))}"
     w = config["fitness"]["weights"]

@@ -9,6 +9,7 @@ By hand (any task file, any adapters):
 
 import argparse
 import random
+import time
 from pathlib import Path
 
 from evoswarm import stage
@@ -48,15 +49,28 @@ def main(
     )
     # Every turn's summary is read downstream, the last round's too: the fitness stage embeds each turn's raw text
     # (novelty), the report prints the summaries of example debates, debate distillation trains on them.
+    start = time.perf_counter()
     rows, vote_rows = run_debate(
         backend, agents, items, settings, judge=judge, log=lambda line: print(line, flush=True)
     )
+    # Every round is one batched backend call over all questions, so a question's own time cannot be told
+    # apart: each gets the debate's wall time (model loading excluded) divided by the questions.
+    per_question = (time.perf_counter() - start) / len(items)
+    for v in vote_rows:
+        v["seconds"] = round(per_question, 4)
     write_jsonl(transcripts, rows)
     write_jsonl(votes, vote_rows)  # written last: its presence means the debate finished
     for a in agents:
         solo = [r["correct"] for r in rows if r["agent"] == a.name and r["round"] == 1]
         print(f"  {a.name}: solo accuracy {sum(solo) / len(solo):.3f}")
     fails = sum(not r["parsed"] for r in rows)
+    agreed = sum(v["agreed_round"] is not None for v in vote_rows)
+    print(
+        f"agents agreed on {agreed}/{len(vote_rows)} questions; "
+        f"{sum(v['generated_tokens'] for v in vote_rows) / len(vote_rows):.0f} generated tokens and "
+        f"{per_question:.2f} s a question",
+        flush=True,
+    )
     print(
         f"team accuracy {sum(v['correct'] for v in vote_rows) / len(vote_rows):.3f}; "
         f"parse failures {fails}/{len(rows)} ({fails / len(rows):.1%}); "

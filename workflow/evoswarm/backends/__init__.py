@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from evoswarm.prompts import middle_span
 
@@ -35,7 +35,10 @@ class ScoreRequest:
 
 class Backend(Protocol):
     """Backends that know how many tokens they generated keep a running `generated_tokens` count
-    (hf, vllm); evaluation budgets otherwise count the returned text with the base tokenizer."""
+    (hf, vllm); evaluation budgets otherwise count the returned text with the base tokenizer. `tok` is
+    that tokenizer (the debate also counts each turn's generated tokens with it)."""
+
+    tok: Any
 
     def add_adapter(self, name: str, path: str) -> None: ...
 
