@@ -300,4 +300,7 @@ STAGE_KEYS = {
 def stage_config(config: dict, stage: str, seed: int | None = None) -> dict:
     """The part of the validated config that `stage` reads, plus `seed`: the replicate's seed (default:
     the first of `seeds`, which also builds the shared base)."""
-    return {"seed": config["seeds"][0] if seed is None else seed, **{k: config[k] for k in STAGE_KEYS[stage]}}
+    picked = {k: config[k] for k in STAGE_KEYS[stage]}
+    if "debate" in picked:  # how the debate is split into jobs changes no result: no stage reruns for it
+        picked["debate"] = {k: v for k, v in picked["debate"].items() if k != "shards"}
+    return {"seed": config["seeds"][0] if seed is None else seed, **picked}
