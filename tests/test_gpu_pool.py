@@ -121,3 +121,34 @@ print("no torch", os.environ.get("CUDA_VISIBLE_DEVICES"))
         r = subprocess.run([sys.executable, "-c", probe, str(script)], env=env, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         assert r.stdout.split()[-1] == "7", f"{script.name}: {r.stdout}"
+
+
+def test_two_snakemake_gpu_jobs_at_once_get_different_devices(tmp_path):
+    """Through Snakemake's `script:` itself: each job imports evoswarm.stage, which claims its device."""
+    (tmp_path / "Snakefile").write_text(
+        "rule all:\n"
+        "    input: expand('out/{i}.txt', i=range(2))\n"
+        "rule job:\n"
+        "    output: 'out/{i}.txt'\n"
+        "    log: 'logs/{i}.log'\n"
+        "    resources: gpu=1\n"
+        "    script: 'job.py'\n"
+    )
+    # Each job holds its device until both have one, so they overlap whatever order they start in.
+    (tmp_path / "job.py").write_text(
+        "import os, time\n"
+        "from pathlib import Path\n"
+        "from evoswarm import stage\n"
+        "Path(f'claimed-{snakemake.wildcards.i}').touch()\n"
+        "deadline = time.time() + 60\n"
+        "while len(list(Path('.').glob('claimed-*'))) < 2 and time.time() < deadline:\n"
+        "    time.sleep(0.1)\n"
+        "Path(snakemake.output[0]).write_text(os.environ['CUDA_VISIBLE_DEVICES'])\n"
+    )
+    env = pool_env(tmp_path / "locks", "0,1")
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--resources", "gpu=2", "--directory", str(tmp_path)]
+    r = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert sorted((tmp_path / f"out/{i}.txt").read_text() for i in range(2)) == ["0", "1"]
+    for i in range(2):
+        assert "gpu pool: device" in (tmp_path / f"logs/{i}.log").read_text()
