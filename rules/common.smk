@@ -13,7 +13,8 @@ from evoswarm.config import (
     study_arms,
     validate,
 )
-from evoswarm.io import InputError
+from evoswarm.debate import shard_bounds
+from evoswarm.io import InputError, read_jsonl
 
 # Fails in the first second on an unknown or mistyped key or a bad value: one line naming the key and
 # the file and line that set it (or --config), not this file, as Snakemake's traceback would.
@@ -22,8 +23,9 @@ _cli_files = workflow.overwrite_configfiles
 _files = workflow.configfiles[len(_cli_files) :] + _cli_files
 _overrides = dict(workflow.config_settings.config)
 _source = " + ".join(map(str, _files)) + (" + --config" if _overrides else "")
+_locate = key_locator(_files, _overrides)
 try:
-    _validated = validate(config, _source, key_locator(_files, _overrides))
+    _validated = validate(config, _source, _locate)
     _arm_cfgs = study_arms(_validated, _source)
 except InputError as e:
     sys.exit(f"error: {e}")
@@ -47,6 +49,33 @@ ARMS = {
 }
 ARM_CONFIGS = {"": config, **{ARMS[n]: c for n, c in _arm_cfgs.items()}}
 GEN0 = gen0_members(config)
+# `debate.shards` > 1: a debate job writes one contiguous slice of the questions (wildcard `shard`) and
+# debate_merge joins the slices into the debate's files; with 1, the debate job writes them itself.
+SHARDS = config["debate"]["shards"]
+SHARD_SUFFIX = "-shard{shard}" if SHARDS > 1 else ""
+
+
+def _check_debate_shards():
+    """More shards than a debate has questions fails now, naming debate.shards, not in a job later."""
+    dev = len(read_jsonl(config["tasks"]["dev"]))
+    sizes = [min(dev, config["debate"]["max_questions"] or dev)]
+    distill = [
+        c
+        for c in ARM_CONFIGS.values()
+        if c["evolution"]["lamarck"]["step"] == "distill"
+    ]
+    if distill:
+        train = len(read_jsonl(config["tasks"]["train"]))
+        sizes += [min(train, c["evolution"]["lamarck"]["train_items"]) for c in distill]
+    shard_bounds(min(sizes), SHARDS)
+
+
+if SHARDS > 1:
+    try:
+        _check_debate_shards()
+    except InputError as e:
+        sys.exit(f"error: {_locate(['debate', 'shards'])}: {e}")
+
 # Rules that run the model ask for a GPU when the config puts the model on one.
 GPU = 1 if config["base"]["device"] == "cuda" else 0
 # The conda env each rule runs in under `--sdm conda` (paths relative to rules/).
@@ -55,6 +84,7 @@ CONDA_ENV = "../envs/cuda.yaml" if GPU else "../envs/cpu.yaml"
 
 wildcard_constraints:
     arm=layout.ARM_PATTERN,
+    shard=r"\d+",
     seed=r"\d+",
     gen=r"\d+",
     bred=r"[1-9]\d*",
@@ -107,6 +137,23 @@ def persona_data(wildcards):
 
 def persona_of(wildcards):
     return GEN0[wildcards.agent]
+
+
+def debate_job_out(name, split="dev"):
+    """What one debate job writes: the debate's `name` file, or its shard's (`debate.shards` > 1)."""
+    if SHARDS == 1:
+        return layout.debate_out(R, "{seed}", "{gen}", name, "{arm}", split)
+    return layout.debate_shard_out(
+        R, "{seed}", "{gen}", name, "{shard}", SHARDS, "{arm}", split
+    )
+
+
+def debate_shards(name, split="dev"):
+    """The shards' `name` files that a merge job joins, in shard order."""
+    return [
+        layout.debate_shard_out(R, "{seed}", "{gen}", name, k, SHARDS, "{arm}", split)
+        for k in range(SHARDS)
+    ]
 
 
 def debate_of(seed, gen, arm, split="dev"):
@@ -164,9 +211,12 @@ def params_for(stage):
 
     def stage_params(wildcards):
         seed = wildcards.get("seed")
-        return stage_config(
+        params = stage_config(
             arm_config(wildcards), stage, SEEDS[0] if seed is None else int(seed)
         )
+        if wildcards.get("shard") is not None:  # one slice of a sharded debate
+            params["shard"] = [int(wildcards.shard), SHARDS]
+        return params
 
     return stage_params
 

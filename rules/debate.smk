@@ -4,12 +4,12 @@ rule debate:
         adapters=gen_adapters,
         tasks=config["tasks"]["dev"],
     output:
-        transcripts=layout.debate_out(R, "{seed}", "{gen}", "transcripts", "{arm}"),
-        votes=layout.debate_out(R, "{seed}", "{gen}", "votes", "{arm}"),
+        transcripts=debate_job_out("transcripts"),
+        votes=debate_job_out("votes"),
     log:
-        "logs/debate/{arm}seed{seed}-gen{gen}.log",
+        f"logs/debate/{{arm}}seed{{seed}}-gen{{gen}}{SHARD_SUFFIX}.log",
     benchmark:
-        "benchmarks/debate/{arm}seed{seed}-gen{gen}.tsv"
+        f"benchmarks/debate/{{arm}}seed{{seed}}-gen{{gen}}{SHARD_SUFFIX}.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -29,14 +29,12 @@ rule debate_train:
         adapters=gen_adapters,
         tasks=config["tasks"]["train"],
     output:
-        transcripts=layout.debate_out(
-            R, "{seed}", "{gen}", "transcripts", "{arm}", "train"
-        ),
-        votes=layout.debate_out(R, "{seed}", "{gen}", "votes", "{arm}", "train"),
+        transcripts=debate_job_out("transcripts", "train"),
+        votes=debate_job_out("votes", "train"),
     log:
-        "logs/debate_train/{arm}seed{seed}-gen{gen}.log",
+        f"logs/debate_train/{{arm}}seed{{seed}}-gen{{gen}}{SHARD_SUFFIX}.log",
     benchmark:
-        "benchmarks/debate_train/{arm}seed{seed}-gen{gen}.tsv"
+        f"benchmarks/debate_train/{{arm}}seed{{seed}}-gen{{gen}}{SHARD_SUFFIX}.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -48,3 +46,39 @@ rule debate_train:
         sample=lambda w: arm_config(w)["evolution"]["lamarck"]["train_items"],
     script:
         "../workflow/scripts/debate.py"
+
+
+# `debate.shards` > 1: the shards of a debate, joined in order into the files the unsharded debate writes.
+if SHARDS > 1:
+
+    rule debate_merge:
+        input:
+            transcripts=debate_shards("transcripts"),
+            votes=debate_shards("votes"),
+        output:
+            transcripts=layout.debate_out(R, "{seed}", "{gen}", "transcripts", "{arm}"),
+            votes=layout.debate_out(R, "{seed}", "{gen}", "votes", "{arm}"),
+        log:
+            "logs/debate_merge/{arm}seed{seed}-gen{gen}.log",
+        localrule: True
+        conda:
+            CONDA_ENV
+        script:
+            "../workflow/scripts/debate_merge.py"
+
+    rule debate_train_merge:
+        input:
+            transcripts=debate_shards("transcripts", "train"),
+            votes=debate_shards("votes", "train"),
+        output:
+            transcripts=layout.debate_out(
+                R, "{seed}", "{gen}", "transcripts", "{arm}", "train"
+            ),
+            votes=layout.debate_out(R, "{seed}", "{gen}", "votes", "{arm}", "train"),
+        log:
+            "logs/debate_train_merge/{arm}seed{seed}-gen{gen}.log",
+        localrule: True
+        conda:
+            CONDA_ENV
+        script:
+            "../workflow/scripts/debate_merge.py"

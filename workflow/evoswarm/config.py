@@ -11,7 +11,6 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from evoswarm.io import InputError, read_text
@@ -19,8 +18,12 @@ from evoswarm.io import InputError, read_text
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
-def _with_defaults(validator_cls):
-    """A validator that fills in `default` values while it validates (as Snakemake's validate does)."""
+def _validator_with_defaults():
+    """A Draft 2020-12 validator class that fills in `default` values while it validates (as Snakemake's
+    validate does). jsonschema is imported here: derive_seed, which the debate uses, runs without it."""
+    import jsonschema
+
+    validator_cls = jsonschema.Draft202012Validator
     validate_props = validator_cls.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -46,7 +49,7 @@ def validate(config: dict, source: str = "config", locate: Callable[[list], str]
     # `snakemake --config 'seeds=[0,1]'` reads list items as strings (YAML's BaseLoader).
     if isinstance(config.get("seeds"), list):
         config["seeds"] = [int(s) if isinstance(s, str) and s.lstrip("-").isdigit() else s for s in config["seeds"]]
-    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    validator = _validator_with_defaults()(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]
@@ -297,4 +300,7 @@ STAGE_KEYS = {
 def stage_config(config: dict, stage: str, seed: int | None = None) -> dict:
     """The part of the validated config that `stage` reads, plus `seed`: the replicate's seed (default:
     the first of `seeds`, which also builds the shared base)."""
-    return {"seed": config["seeds"][0] if seed is None else seed, **{k: config[k] for k in STAGE_KEYS[stage]}}
+    picked = {k: config[k] for k in STAGE_KEYS[stage]}
+    if "debate" in picked:  # how the debate is split into jobs changes no result: no stage reruns for it
+        picked["debate"] = {k: v for k, v in picked["debate"].items() if k != "shards"}
+    return {"seed": config["seeds"][0] if seed is None else seed, **picked}

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from evoswarm.backends import Backend, GenRequest, ScoreRequest
+from evoswarm.io import InputError
 from evoswarm.parsing import match_choice, parse_turn
 from evoswarm.progress import Progress
 from evoswarm.prompts import (
@@ -361,6 +362,23 @@ def _judge(
     turns = ask(backend, reqs, s, derive_seed(s.seed, "judge"))
     keep = ("answer", "confidence", "summary", "raw", "generated_tokens")
     return {it["id"]: {k: t[k] for k in keep} for it, t in zip(items, turns)}
+
+
+def shard_bounds(n_questions: int, shards: int) -> list[tuple[int, int]]:
+    """The [start, stop) of each of `shards` contiguous slices of a debate's `n_questions` questions, in
+    order, their sizes differing by at most one. A question's prompts, tie-breaks and agent order depend on
+    its id alone (seeded_order, weighted_vote), so the slices debated apart give the whole debate's rows."""
+    if shards > n_questions:
+        raise InputError(f"debate.shards is {shards} but the debate has {n_questions} questions: at most {n_questions}")
+    return [(i * n_questions // shards, (i + 1) * n_questions // shards) for i in range(shards)]
+
+
+def merge_shards(shards: list[tuple[list[dict], list[dict]]]) -> tuple[list[dict], list[dict]]:
+    """One debate's (transcript rows, vote rows) from its shards' in shard order, as run_debate orders
+    them: transcripts round by round (each round's rows question by question), votes question by question."""
+    transcripts = [row for rows, _ in shards for row in rows]
+    transcripts.sort(key=lambda row: row["round"])  # stable: within a round, the shards' order stays
+    return transcripts, [row for _, votes in shards for row in votes]
 
 
 def revote(votes: list[dict], subset: list[str], scorer: str, seed: int) -> float:

@@ -57,6 +57,11 @@ def debate_out(results: str, seed, gen, name: str, arm: str = "", split: str = "
     return f"{replicate_dir(results, seed, arm)}/gen{gen}/{DEBATE_SPLITS[split]}/{name}.jsonl"
 
 
+def debate_shard_out(results: str, seed, gen, name: str, shard, shards: int, arm: str = "", split: str = "dev") -> str:
+    """Shard `shard` (0-based) of `shards` of a debate (`debate.shards`); debate_merge joins them into debate_out."""
+    return f"{replicate_dir(results, seed, arm)}/gen{gen}/{DEBATE_SPLITS[split]}/shard{shard}of{shards}/{name}.jsonl"
+
+
 def fitness_csv(results: str, seed, gen, arm: str = "") -> str:
     return f"{replicate_dir(results, seed, arm)}/gen{gen}/fitness.csv"
 

@@ -1,5 +1,6 @@
 """What every stage script shares: run under Snakemake's `script:` or by hand with file arguments,
-log to the rule's log file, pin threads, stay offline."""
+log to the rule's log file, pin threads, stay offline, and take a device of the GPU pool when the job
+asks for a GPU (at import: every stage script imports this module before anything that imports torch)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,40 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from evoswarm import gpu_pool
 from evoswarm.io import InputError
 
 # No stage ever reaches a model hub; a hub id must already be in the local cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _claim_gpu_for_snakemake_job() -> None:
+    """A Snakemake job whose rule declares `resources: gpu` takes a device of the pool (evoswarm.gpu_pool),
+    before its script imports torch; its lines go to the job's log and to stderr (Snakemake's terminal).
+    No free device in time: one error line, exit 1, as for any bad input."""
+    sm = getattr(sys.modules.get("__main__"), "snakemake", None)  # Snakemake's `script:` preamble sets it
+    resources = getattr(sm, "resources", None)
+    if resources is None or not resources.get("gpu", 0):
+        return
+    log_path = sm.log[0] if sm.log else None
+
+    def log(line: str) -> None:
+        if log_path:
+            Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+            with open(log_path, "a", encoding="utf-8") as f:
+                print(line, file=f, flush=True)
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        gpu_pool.claim(log=log, owner=log_path or sm.rule)
+    except InputError as e:
+        log(f"error: {e}")
+        raise SystemExit(1) from None
+
+
+_claim_gpu_for_snakemake_job()
 
 
 def set_threads(n: int) -> None:
@@ -83,6 +112,7 @@ def _gpu_peak() -> str:
         return ""
     gib = 2**30
     return (
+        f"; on {torch.cuda.get_device_name()} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')})"
         f"; peak GPU memory {torch.cuda.max_memory_allocated() / gib:.2f} GiB allocated, "
         f"{torch.cuda.max_memory_reserved() / gib:.2f} GiB reserved"
     )

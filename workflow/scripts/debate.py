@@ -5,6 +5,7 @@ train split (the data of debate distillation, `evolution.lamarck.step: distill`)
 By hand (any task file, any adapters):
   python workflow/scripts/debate.py --config config.yaml --base results/base --tasks data/tasks/dev.jsonl \
       --adapters results/seed0/gen0/adapters/critic results/seed0/gen0/adapters/ideator --out results/my-debate
+(`--shard INDEX COUNT` debates one slice of the questions; workflow/scripts/debate_merge.py joins them.)
 """
 
 import argparse
@@ -15,8 +16,8 @@ from pathlib import Path
 from evoswarm import stage
 from evoswarm.backends import make_backend
 from evoswarm.config import derive_seed
-from evoswarm.debate import DebateSettings, judge_agent, run_debate
-from evoswarm.io import write_jsonl
+from evoswarm.debate import DebateSettings, judge_agent, run_debate, shard_bounds
+from evoswarm.io import InputError, write_jsonl
 from evoswarm.population import load_agents, load_items
 
 
@@ -31,13 +32,21 @@ def main(
     sample: int | None = None,
 ) -> None:
     """`sample`: debate a seeded sample of this many items (the train split's debate) instead of the first
-    `debate.max_questions`."""
+    `debate.max_questions`. `config["shard"]` ([index, count], set by a `debate.shards` run): debate only
+    that contiguous slice of the questions (debate_merge.py joins the slices)."""
     dcfg = config["debate"]
     if sample:
         items = load_items(tasks)
         items = random.Random(derive_seed(config["seed"], gen, "debate_train")).sample(items, min(sample, len(items)))
     else:
         items = load_items(tasks, dcfg["max_questions"])
+    if "shard" in config:
+        index, count = config["shard"]
+        if not 0 <= index < count:
+            raise InputError(f"shard {index} of {count}: the index runs from 0 to {count - 1}")
+        start, stop = shard_bounds(len(items), count)[index]
+        print(f"shard {index + 1}/{count}: questions {start + 1}-{stop} of {len(items)}", flush=True)
+        items = items[start:stop]
     backend = make_backend(dcfg["backend"], base, config)
     agents = load_agents(backend, base, adapters)
     judge = judge_agent(dcfg)
@@ -106,9 +115,12 @@ elif __name__ == "__main__":
     ap.add_argument("--adapters", nargs="+", required=True)
     ap.add_argument("--out", required=True, help="folder for transcripts.jsonl and votes.jsonl")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shard", type=int, nargs=2, metavar=("INDEX", "COUNT"), help="debate only this slice (0-based)")
     a = ap.parse_args()
     out = Path(a.out)
     cfg = stage_config(load_config(a.config), "debate")
+    if a.shard:
+        cfg["shard"] = a.shard
     stage.run(
         main,
         dict(
