@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO, run_snakemake
 from evoswarm.config import stage_config
 from evoswarm.debate import merge_shards, shard_bounds
-from evoswarm.io import InputError
+from evoswarm.io import InputError, read_jsonl
 
 DEBATE = runpy.run_path(str(REPO / "workflow/scripts/debate.py"), run_name="debate_stage")["main"]
 MERGE = runpy.run_path(str(REPO / "workflow/scripts/debate_merge.py"), run_name="debate_merge")["main"]
@@ -64,8 +64,13 @@ def test_sharded_debate_writes_the_unsharded_files_byte_for_byte(
         DEBATE({**config, "shard": [k, 3]}, **args, **files)
     MERGE([s["transcripts"] for s in shards], [s["votes"] for s in shards], **out("merged"))
 
-    for name in ("transcripts.jsonl", "votes.jsonl"):
-        assert (tmp_path / "merged" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    name = "transcripts.jsonl"
+    assert (tmp_path / "merged" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    # Votes equal record for record but for `seconds`, each run's own wall time a question.
+    merged, whole = (read_jsonl(tmp_path / f / "votes.jsonl") for f in ("merged", "whole"))
+    assert len(merged) == len(whole)
+    assert all(m.pop("seconds") > 0 and w.pop("seconds") > 0 for m, w in zip(merged, whole))
+    assert merged == whole
     with pytest.raises(InputError, match="^debate.shards is 8 but the debate has 5 questions: at most 5$"):
         DEBATE({**config, "shard": [0, 8]}, **args, **out("too-many"))
 
