@@ -103,3 +103,10 @@ def test_every_rule_is_local_or_has_cluster_resources_in_the_profile():
     assert local <= rules
     for rule in rules - local:
         assert {"mem_mb", "runtime", "cpus_per_gpu"} <= set(profile["set-resources"].get(rule, {})), rule
+
+
+def test_the_default_partition_is_the_one_sinfo_stars():
+    from evoswarm.slurm import default_partition
+
+    assert default_partition("gpu\ndebug*\nlong\n") == "debug"
+    assert default_partition("gpu\nlong\n") is None
