@@ -1,5 +1,6 @@
 # evoswarm: evolve populations of cooperating LoRA-adapted LLM agents.
 # `snakemake -n` lists every job of every generation of every seed; `snakemake --cores 2` runs them.
+import os
 import sys
 from pathlib import Path
 
@@ -31,6 +32,37 @@ include: "rules/debate.smk"
 include: "rules/evolve.smk"
 include: "rules/report.smk"
 include: "rules/export.smk"
+
+
+# Cheap rules (seconds of CPU, no model): on a cluster they run where snakemake runs, not as jobs.
+localrules:
+    select,
+    breed,
+    report,
+    study,
+    evaluate_gen0_best,
+
+
+# Under the SLURM executor, before anything is submitted: a job without a partition on a cluster without
+# a default one stops the run in one line (the plugin would submit it and fail it in sbatch).
+onstart:
+    if workflow.executor_plugin and workflow.executor_plugin.name == "slurm":
+        from evoswarm.slurm import missing_partition
+
+        # The plugin picks partitions itself from a partition file, when given one.
+        if not (
+            workflow.executor_settings.partition_config
+            or os.environ.get("SNAKEMAKE_SLURM_PARTITIONS")
+        ):
+            problem = missing_partition(
+                {
+                    job.rule.name
+                    for job in workflow.dag.needrun_jobs()
+                    if not job.is_local and not job.resources.get("slurm_partition")
+                }
+            )
+            if problem:
+                sys.exit(f"error: {problem}")
 
 
 # A study config (`study.arms`) makes its comparison table the default target; otherwise the report.

@@ -1,10 +1,13 @@
 """Shared fixtures: a tiny embedded base and trained adapters, built once per test session."""
 
 import copy
+import csv
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +145,32 @@ def run_snakemake(workdir: Path, *args, config=SMOKE, check=True, **kw):
     return subprocess.run(
         snakemake_cmd(workdir, *args, config=config), capture_output=True, text=True, check=check, **kw
     )
+
+
+SMOKE_REP = "results-smoke/seed0"  # the smoke config's one replicate
+
+
+@pytest.fixture(scope="session")
+def smoke_run_timed(tmp_path_factory):
+    """The smoke config run to the end by Snakemake on 2 local cores, once per session, and its wall seconds."""
+    work = tmp_path_factory.mktemp("smoke")
+    start = time.monotonic()
+    run_snakemake(work, "--cores", "2")
+    return work, time.monotonic() - start
+
+
+@pytest.fixture(scope="session")
+def smoke_run(smoke_run_timed):
+    return smoke_run_timed[0]
+
+
+def fitness_table(work, g):
+    with open(work / SMOKE_REP / f"gen{g}/fitness.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def adapter_hashes(work):
+    return {
+        str(p.parent.relative_to(work)): json.loads(p.read_text())["sha256"]
+        for p in sorted((work / SMOKE_REP).glob("gen*/adapters/*/lineage.json"))
+    }

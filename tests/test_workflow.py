@@ -1,6 +1,5 @@
 """The smoke config end to end through Snakemake: outputs, report, reruns, and a hard kill mid-generation."""
 
-import csv
 import json
 import os
 import re
@@ -8,30 +7,10 @@ import signal
 import subprocess
 import time
 
-import pytest
-from conftest import SMOKE, run_snakemake, snakemake_cmd
+from conftest import SMOKE, SMOKE_REP, adapter_hashes, fitness_table, run_snakemake, snakemake_cmd
 
 R = "results-smoke"
-REP = f"{R}/seed0"  # the smoke config's one replicate
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("smoke")
-    run_snakemake(work, "--cores", "2")
-    return work
-
-
-def fitness_table(work, g):
-    with open(work / REP / f"gen{g}/fitness.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def adapter_hashes(work):
-    return {
-        str(p.parent.relative_to(work)): json.loads(p.read_text())["sha256"]
-        for p in sorted((work / REP).glob("gen*/adapters/*/lineage.json"))
-    }
+REP = SMOKE_REP
 
 
 def test_every_stage_wrote_its_files(smoke_run):
