@@ -41,6 +41,23 @@ def test_bred_adapters_load_in_peft(smoke_run):
     )
 
 
+def test_export_writes_each_generations_best_agent_as_a_standalone_model(smoke_run):
+    """`snakemake export` (not part of `all`) on the finished run: each generation's fittest agent merged
+    into the base, loadable without PEFT, its card naming the adapter's sha256."""
+    from evoswarm.selection import best_agent
+    from transformers import AutoModelForCausalLM
+
+    run_snakemake(smoke_run, "--cores", "2", "export")
+    for g in range(3):
+        folder = smoke_run / REP / f"gen{g}/best-merged"
+        best = best_agent(str(smoke_run / REP / f"gen{g}/fitness.csv"), "test")
+        lineage = json.loads((smoke_run / REP / f"gen{g}/adapters/{best}/lineage.json").read_text())
+        assert lineage["sha256"] in (folder / "README.md").read_text()
+        model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
+        assert not any("lora" in n for n, _ in model.named_parameters())
+    assert "Nothing to be done" in run_snakemake(smoke_run, "-n").stdout  # `all` never needed the exports
+
+
 def test_report_shows_verdicts_tables_and_plots_with_the_eval_numbers(smoke_run):
     from evoswarm.config import evaluation_targets, load_config
 
