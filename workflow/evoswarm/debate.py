@@ -33,7 +33,7 @@ from evoswarm.prompts import (
     judge_prompt,
     turn_prompt,
 )
-from evoswarm.scoring import SCORERS, seeded_hash, softmax, weighted_vote
+from evoswarm.scoring import SCORERS, seeded_hash, softmax, vote_key, weighted_vote
 
 
 @dataclass(frozen=True)
@@ -261,7 +261,9 @@ def run_debate(
             }
             for ag in agents
         }
-        team, scores = weighted_vote([(f["answer"], f["confidence"]) for f in finals.values()], s.seed, it["id"])
+        team, scores = weighted_vote(
+            [(f["answer"], f["confidence"]) for f in finals.values()], s.seed, it["id"], vote_key(s.scorer)
+        )
         row = {
             "question_id": it["id"],
             "skill": it.get("skill", ""),
@@ -298,7 +300,7 @@ def _judge(
 
 
 def revote(votes: list[dict], subset: list[str], scorer: str, seed: int) -> float:
-    """Team accuracy of a subset of agents by re-voting their recorded final answers (0 if empty).
+    """Team accuracy (mean score) of a subset of agents by re-voting their recorded final answers (0 if empty).
 
     `seed` is the debate's (DebateSettings.seed): with the full team this gives back the debate's
     own team answers, ties included."""
@@ -308,7 +310,7 @@ def revote(votes: list[dict], subset: list[str], scorer: str, seed: int) -> floa
     correct = 0
     for v in votes:
         finals = [(v["finals"][a]["answer"], v["finals"][a]["confidence"]) for a in subset]
-        team, _ = weighted_vote(finals, seed, v["question_id"])
+        team, _ = weighted_vote(finals, seed, v["question_id"], vote_key(scorer))
         correct += score(team, v["gold"], v.get("choices"))
     return correct / len(votes)
 

@@ -21,6 +21,7 @@ from evoswarm.adapters import read_lineage
 from evoswarm.config import derive_seed, gen0_members
 from evoswarm.io import InputError, read_jsonl
 from evoswarm.layout import eval_failure
+from evoswarm.scoring import metric_name
 from evoswarm.stats import Estimate, Scored, accuracy, paired_difference, scored_from_per_item, verdict
 
 TARGET_NOTES = {
@@ -234,8 +235,9 @@ def budget_keys(evals: dict[str, dict[int, dict]]) -> list[str]:
     return list(keys)
 
 
-def accuracy_section(evals, scored, est) -> Section:
-    """Each target: mean accuracy and interval over seeds and items, per seed, per skill, budget, status."""
+def accuracy_section(evals, scored, est, metric: str = "accuracy") -> Section:
+    """Each target: mean accuracy (or the free-text scorer's `metric`, scoring.metric_name) and interval over
+    seeds and items, per seed, per skill, budget, status."""
     skills = sorted({k for s in scored.values() if not isinstance(s, str) for k in s.skills.values()})
     budget = budget_keys(evals)
     rows = []
@@ -259,11 +261,11 @@ def accuracy_section(evals, scored, est) -> Section:
         what = describe(t) + (f" [{', '.join(agents)}]" if agents else "")
         rows.append([t, what, _fmt(e.mean), _ci(e), per_seed, str(e.n_items), *per_skill, *spent, "ok"])
     return Section(
-        "Accuracy on the test split",
-        note="Mean over seeds of each seed's accuracy; 95% interval from a bootstrap over seeds, then over the test "
-        "items (drawn once for all seeds: every seed scores the same items). Per-seed accuracies in seed order; "
+        f"{metric[0].upper()}{metric[1:]} on the test split",
+        note=f"Mean over seeds of each seed's {metric}; 95% interval from a bootstrap over seeds, then over the test "
+        f"items (drawn once for all seeds: every seed scores the same items). Per-seed {metric} in seed order; "
         "budget columns are means over seeds (when the target records them).",
-        head=["target", "what", "accuracy", "95% CI", "per seed", "items", *skills, *budget, "status"],
+        head=["target", "what", metric, "95% CI", "per seed", "items", *skills, *budget, "status"],
         rows=rows,
     )
 
@@ -543,7 +545,7 @@ def build(config: dict, files: dict, benchmarks: str) -> tuple[str, str, list[Se
             "items).",
             lines=verdict_lines(comparisons(config, list(evals)), scored, iters, seed),
         ),
-        accuracy_section(evals, scored, est),
+        accuracy_section(evals, scored, est, metric_name(config["tasks"]["scorer"])),
         Section(
             "Accuracy per generation",
             note="Test accuracy of each generation's best agent (the one selection ranks first on dev), the "

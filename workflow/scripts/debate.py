@@ -33,10 +33,10 @@ def main(
     `debate.max_questions`."""
     dcfg = config["debate"]
     if sample:
-        items = load_items(tasks)
+        items = load_items(tasks, scorer=config["tasks"]["scorer"])
         items = random.Random(derive_seed(config["seed"], gen, "debate_train")).sample(items, min(sample, len(items)))
     else:
-        items = load_items(tasks, dcfg["max_questions"])
+        items = load_items(tasks, dcfg["max_questions"], config["tasks"]["scorer"])
     backend = make_backend(dcfg["backend"], base, config)
     agents = load_agents(backend, base, adapters)
     judge = judge_agent(dcfg)
