@@ -59,3 +59,14 @@ def test_free_text_items_with_nothing_to_score_name_file_and_line(tmp_path, answ
     assert str(e.value) == f"{tasks}:2: {problem}"
     if answer:  # the choice scorers have no normalisation to empty it
         assert len(load_items(str(tasks), scorer="exact")) == 2
+
+
+def test_free_text_scorers_need_generated_turns():
+    from conftest import REPO
+    from evoswarm.config import load_config, validate
+
+    config = load_config(REPO / "configs/freetext.yaml")
+    assert config["tasks"]["scorer"] == "rouge_l" and config["debate"]["answer_mode"] == "generate"
+    config["debate"]["answer_mode"] = "loglik"
+    with pytest.raises(InputError, match="tasks.scorer rouge_l scores free text: set debate.answer_mode: generate"):
+        validate(config)
