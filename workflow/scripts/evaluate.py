@@ -216,7 +216,7 @@ def self_consistency(config, target, backend, items, seed, k):
         answers = [sample_answer(texts[j * len(items) + i], it.get("choices")) for j in range(k)]
         abstained += answers.count("")
         answer, votes = seeded_majority(answers, seed, it["id"], scorer)
-        correct = score(answer, it["answer"], it.get("choices")) if answer else False
+        correct = score(answer, it["answer"], it.get("choices"))  # an abstention ('') scores 0 by every scorer
         per_item.append(
             {"id": it["id"], "skill": it.get("skill", ""), "correct": correct, "answer": answer, "votes": votes}
         )
