@@ -16,7 +16,13 @@ from evoswarm.config import (
 from evoswarm.io import InputError
 from evoswarm.layout import SHARED_TARGETS
 
-CONFIGS = ["config.yaml", "configs/smoke.yaml", "configs/qwen3-4b.yaml", "configs/qwen3-4b-vllm-server.yaml"]
+CONFIGS = [
+    "config.yaml",
+    "configs/smoke.yaml",
+    "configs/freetext.yaml",
+    "configs/qwen3-4b.yaml",
+    "configs/qwen3-4b-vllm-server.yaml",
+]
 
 
 def base_config():

@@ -100,7 +100,7 @@ def test_report_counts_changes_by_direction(scripted, tmp_path):
     old = [{k: v for k, v in row.items() if k in ("question_id", "finals", "team_answer", "correct")} for row in votes]
     write_jsonl(tmp_path / "gen0.jsonl", [{**v, "seconds": 0.25} for v in votes])
     write_jsonl(tmp_path / "gen1.jsonl", old)
-    section = efficiency_section({0: [str(tmp_path / "gen0.jsonl"), str(tmp_path / "gen1.jsonl")]})
+    section = efficiency_section({0: [str(tmp_path / "gen0.jsonl"), str(tmp_path / "gen1.jsonl")]}, "choice")
     assert section.rows[0] == [
         "0", "0", "4", "2", "3 (75%)", "1 (25%)", "1.667", "2 (50%)", "1 (25%)", "1 (25%)", "45", "0.25"
     ]  # fmt: skip

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from evoswarm.io import InputError
-from evoswarm.world import PERSONAS, SKILLS, content_key, generate
+from evoswarm.world import FREETEXT_SKILLS, PERSONAS, SKILLS, content_key, freetext_content_key, generate
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -119,3 +119,32 @@ def test_persona_sets_specialise_and_include_later_rounds():
             assert set(turn) == {"answer", "confidence", "summary"}
         skills = {it["skill"] for it in world["tasks/train.jsonl"]}
         assert spec["skill"] in skills
+
+
+@pytest.mark.parametrize("held", ["dev", "test"])
+def test_free_text_held_out_problems_are_not_trained_on(held):
+    """The free-text family: no dev/test problem (its words, whatever the template) in train or in the
+    persona SFT data; dev and test disjoint; no choices; every gold answer has words to score."""
+    from evoswarm.scoring import squad_normalize
+
+    items = _read(f"tasks/freetext/{held}.jsonl")
+    keys = [freetext_content_key(it) for it in items]
+    assert len(set(keys)) == len(keys) and {it["skill"] for it in items} == set(FREETEXT_SKILLS)
+    train = _read("tasks/freetext/train.jsonl")
+    assert not set(keys) & {freetext_content_key(it) for it in train}
+    other = "test" if held == "dev" else "dev"
+    assert not set(keys) & {freetext_content_key(it) for it in _read(f"tasks/freetext/{other}.jsonl")}
+    chats = [c for p in PERSONAS for c in _read(f"personas/freetext/{p}.jsonl")]
+    asked = {re.search(r"^Q: (.*)$", c["messages"][1]["content"], re.M)[1] for c in chats}
+    assert asked == {it["question"] for it in train}  # every train question, nothing else
+    assert not asked & {it["question"] for it in items}
+    assert all("choices" not in it and squad_normalize(it["answer"]) for it in items + train)
+
+
+def test_free_text_personas_answer_their_own_skill():
+    world = generate(0)
+    skill_of = {it["question"]: it["skill"] for it in world["tasks/freetext/train.jsonl"]}
+    for persona in PERSONAS:
+        chats = world[f"personas/freetext/{persona}.jsonl"]
+        skills = {skill_of[re.search(r"^Q: (.*)$", c["messages"][1]["content"], re.M)[1]] for c in chats}
+        assert skills == {s for s, p in FREETEXT_SKILLS.items() if p == persona}

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from evoswarm.io import InputError, read_text
+from evoswarm.scoring import FREE_TEXT
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
@@ -108,6 +109,11 @@ def _check(config: dict, source: str) -> None:
     if op == "naive_ab" and rank != "max":
         raise InputError(
             f"{source}: evolution.child_rank: naive_ab keeps its parents' one rank; use 'max' (got {rank!r})"
+        )
+    scorer = config["tasks"]["scorer"]
+    if scorer in FREE_TEXT and config["debate"]["answer_mode"] != "generate":
+        raise InputError(
+            f"{source}: tasks.scorer {scorer} scores free text: set debate.answer_mode: generate (loglik picks choices)"
         )
     largest = max(persona_training(config, p)["r"] for p in config["personas"])
     if op == "svd" and isinstance(rank, int) and rank > evo["parents"] * largest:
@@ -293,7 +299,7 @@ STAGE_KEYS = {
     "breed": ["evolution"],
     "lamarck": ["base", "evolution", "training", "personas"],
     "evaluate": ["base", "debate", "tasks", "evaluation"],
-    "report": ["seeds", "population", "generations", "personas", "fitness", "evaluation"],
+    "report": ["seeds", "population", "generations", "personas", "tasks", "fitness", "evaluation"],
 }
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from evoswarm.backends import Backend, GenRequest, ScoreRequest
 from evoswarm.io import InputError
-from evoswarm.parsing import match_choice, parse_turn
+from evoswarm.parsing import match_choice, normalize_answer, parse_turn
 from evoswarm.progress import Progress
 from evoswarm.prompts import (
     ANSWER_PREFIX,
@@ -40,7 +40,7 @@ from evoswarm.prompts import (
     judge_prompt,
     turn_prompt,
 )
-from evoswarm.scoring import SCORERS, seeded_hash, softmax, weighted_vote
+from evoswarm.scoring import SCORERS, seeded_hash, softmax, vote_key, weighted_vote
 
 
 @dataclass(frozen=True)
@@ -306,8 +306,10 @@ def vote_row(
     finals = {
         n: {"answer": last[(item["id"], n)]["answer"], "confidence": last[(item["id"], n)]["confidence"]} for n in names
     }
-    team, scores = weighted_vote([(f["answer"], f["confidence"]) for f in finals.values()], s.seed, item["id"])
-    round1, _ = weighted_vote([(t["answer"], t["confidence"]) for t in turns if t["round"] == 1], s.seed, item["id"])
+    key = vote_key(s.scorer)  # free-text answers equal under the scorer's normalisation count as one
+    team, scores = weighted_vote([(f["answer"], f["confidence"]) for f in finals.values()], s.seed, item["id"], key)
+    round1_turns = [(t["answer"], t["confidence"]) for t in turns if t["round"] == 1]
+    round1, _ = weighted_vote(round1_turns, s.seed, item["id"], key)
     return {
         "question_id": item["id"],
         "skill": item.get("skill", ""),
@@ -318,7 +320,7 @@ def vote_row(
         "team_answer": team,
         "correct": score(team, item["answer"], item.get("choices")),
         "rounds": s.rounds,
-        "agreed_round": agreed_round(turns, s.seed),
+        "agreed_round": agreed_round(turns, s.seed, key),
         "round1_answer": round1,
         "round1_correct": score(round1, item["answer"], item.get("choices")),
         "generated_tokens": sum(t["generated_tokens"] for t in turns),
@@ -333,16 +335,17 @@ def add_judge(row: dict, pick: dict, item: dict, s: DebateSettings) -> None:
     row["generated_tokens"] += pick["generated_tokens"]
 
 
-def agreed_round(turns: list[dict], seed: int) -> int | None:
+def agreed_round(turns: list[dict], seed: int, key: Callable[[str], str] = normalize_answer) -> int | None:
     """The first round after which all agents agree on a question: every turn of the round parsed with a
     non-empty answer and the vote counts them as one answer. None if no round did. `turns`: the question's
-    transcript rows (every round and agent); `seed` the debate's (it orders no answer here)."""
+    transcript rows (every round and agent); `seed` the debate's (it orders no answer here); `key` the
+    vote's grouping of answers (vote_key of the scorer)."""
     by_round: dict[int, list[dict]] = {}
     for t in turns:
         by_round.setdefault(t["round"], []).append(t)
     for rnd in sorted(by_round):
         ts = by_round[rnd]
-        _, scores = weighted_vote([(t["answer"], t["confidence"]) for t in ts], seed, ts[0]["question_id"])
+        _, scores = weighted_vote([(t["answer"], t["confidence"]) for t in ts], seed, ts[0]["question_id"], key)
         if all(t["parsed"] and t["answer"].strip() for t in ts) and len(scores) == 1:
             return rnd
     return None
@@ -382,7 +385,7 @@ def merge_shards(shards: list[tuple[list[dict], list[dict]]]) -> tuple[list[dict
 
 
 def revote(votes: list[dict], subset: list[str], scorer: str, seed: int) -> float:
-    """Team accuracy of a subset of agents by re-voting their recorded final answers (0 if empty).
+    """Team accuracy (mean score) of a subset of agents by re-voting their recorded final answers (0 if empty).
 
     `seed` is the debate's (DebateSettings.seed): with the full team this gives back the debate's
     own team answers, ties included."""
@@ -392,7 +395,7 @@ def revote(votes: list[dict], subset: list[str], scorer: str, seed: int) -> floa
     correct = 0
     for v in votes:
         finals = [(v["finals"][a]["answer"], v["finals"][a]["confidence"]) for a in subset]
-        team, _ = weighted_vote(finals, seed, v["question_id"])
+        team, _ = weighted_vote(finals, seed, v["question_id"], vote_key(scorer))
         correct += score(team, v["gold"], v.get("choices"))
     return correct / len(votes)
 

@@ -1,13 +1,15 @@
 """Evaluation targets: lm-evaluation-harness for single models (base, base + one adapter), the debate
 evaluator for teams, and base-model self-consistency; every result in lm-eval's JSON shape.
 
-Each result carries `evoswarm.per_item` (id, skill, correct) so the report can break accuracy down
+Each result carries `evoswarm.per_item` (id, skill, correct: the item's score, a bool, or in [0, 1] for the
+free-text scorers) so the report can break accuracy down
 by skill and bootstrap intervals from the very items that were scored, and `evoswarm.budget` (model
 calls, generated tokens, scored continuations) so targets are compared at what they cost.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -17,18 +19,29 @@ import yaml
 from evoswarm.io import InputError
 from evoswarm.parsing import match_choice, parse_turn
 from evoswarm.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, chat, render, turn_prompt
+from evoswarm.scoring import FREE_TEXT, SCORERS
 
-TASK_YAML = Path(__file__).resolve().parent / "lm_eval_task" / "evoswarm_mc.yaml"
-TASK = "evoswarm_mc"
+TASK_DIR = Path(__file__).resolve().parent / "lm_eval_task"
+TASK = "evoswarm_mc"  # multiple choice (choice, exact, numeric scorers): metric acc
+GEN_TASK = "evoswarm_gen"  # free text (rouge_l, f1): generate_until, metric the scorer's name
 
 
-def lm_eval_docs(items: list[dict], tokenizer, system: str) -> list[dict]:
-    """Test items as lm-eval docs: the chat-formatted prompt up to '{"answer": "', continuations, gold index."""
+def task_metric(scorer: str) -> tuple[str, str]:
+    """(lm-eval task, metric) under which a scorer's results are recorded."""
+    return (GEN_TASK, scorer) if scorer in FREE_TEXT else (TASK, "acc")
+
+
+def lm_eval_docs(items: list[dict], tokenizer, system: str, scorer: str = "choice") -> list[dict]:
+    """Test items as lm-eval docs: the chat-formatted prompt up to '{"answer": "', then (multiple choice)
+    continuations and the gold index, or (free-text scorers) the gold answer text."""
     docs = []
     for i, it in enumerate(items, 1):
+        prompt = render(tokenizer, chat(system, turn_prompt(it["question"], it.get("choices"))), ANSWER_PREFIX)
+        if scorer in FREE_TEXT:
+            docs.append({"id": it["id"], "skill": it.get("skill", ""), "prompt": prompt, "gold": it["answer"]})
+            continue
         if not it.get("choices"):
             raise InputError(f"test item {it.get('id', i)}: lm-eval's multiple-choice task needs 'choices'")
-        prompt = render(tokenizer, chat(system, turn_prompt(it["question"], it["choices"])), ANSWER_PREFIX)
         docs.append(
             {
                 "id": it["id"],
@@ -41,10 +54,21 @@ def lm_eval_docs(items: list[dict], tokenizer, system: str) -> list[dict]:
     return docs
 
 
-def task_config(data_file: str) -> dict:
-    """The shipped task YAML with the prepared data file filled in."""
-    cfg = yaml.safe_load(TASK_YAML.read_text())
+def _free_text_result(doc: dict, resps: list[str], scorer: str) -> dict[str, float]:
+    """lm-eval `process_results` of the free-text task: the generated answer's score against the gold."""
+    return {scorer: SCORERS[scorer](resps[0], doc["gold"])}
+
+
+def task_config(data_file: str, scorer: str = "choice", max_gen_toks: int = 48) -> dict:
+    """The shipped task YAML of the scorer's task with the prepared data file filled in; the free-text task
+    also gets its metric (the scorer, mean over items) and its generation length."""
+    task, metric = task_metric(scorer)
+    cfg = yaml.safe_load((TASK_DIR / f"{task}.yaml").read_text())
     cfg["dataset_kwargs"]["data_files"]["test"] = str(data_file)
+    if scorer in FREE_TEXT:
+        cfg["process_results"] = functools.partial(_free_text_result, scorer=scorer)
+        cfg["metric_list"] = [{"metric": metric, "aggregation": "mean", "higher_is_better": True}]
+        cfg["generation_kwargs"]["max_gen_toks"] = max_gen_toks
     return cfg
 
 
@@ -122,6 +146,8 @@ def run_lm_eval(
     data_file = work / "docs.jsonl"
     data_file.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
     model_args = hf_model_args(model_path, adapter, config)
+    scorer = config["tasks"]["scorer"]
+    task, metric = task_metric(scorer)
     # The task is a dict config, so the loaded-once path skips indexing lm-eval's thousands of shipped task
     # files (seconds a call); the metadata is what lm-eval attaches from model_args.
     tasks = TaskManager(include_defaults=False, metadata=model_args) if lm is not None else None
@@ -129,7 +155,7 @@ def run_lm_eval(
         model=lm if lm is not None else "hf",
         model_args=None if lm is not None else model_args,
         task_manager=tasks,
-        tasks=[task_config(str(data_file))],
+        tasks=[task_config(str(data_file), scorer, config["debate"]["max_new_tokens"])],
         batch_size=batch_size,
         log_samples=True,
         random_seed=seed,
@@ -138,15 +164,16 @@ def run_lm_eval(
         bootstrap_iters=0,
         cache_requests=False,
     )
-    samples = res.pop("samples")[TASK]
+    samples = res.pop("samples")[task]
     by_id = {d["id"]: d for d in docs}
+    free_text = scorer in FREE_TEXT
     per_item = sorted(
         (
             {
                 "id": s["doc"]["id"],
                 "skill": by_id[s["doc"]["id"]]["skill"],
-                "correct": bool(s["acc"]),
-                "answer": chosen(s["filtered_resps"], by_id[s["doc"]["id"]]),
+                "correct": s[metric] if free_text else bool(s[metric]),
+                "answer": s["filtered_resps"][0] if free_text else chosen(s["filtered_resps"], by_id[s["doc"]["id"]]),
             }
             for s in samples
         ),
@@ -156,8 +183,14 @@ def run_lm_eval(
 
     out = json.loads(json.dumps(res, default=handle_non_serializable))
     out.setdefault("config", {}).update(model="hf", model_args=model_args)
-    # One forward pass per item; lm-eval scores every choice's continuation and generates nothing.
-    spent = budget(len(docs), 0, sum(len(d["continuations"]) for d in docs))
+    if free_text:  # one generation per item, its answer's tokens counted
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=model_args["trust_remote_code"])
+        generated = sum(len(tokenizer(r["answer"], add_special_tokens=False)["input_ids"]) for r in per_item)
+        spent = budget(len(docs), generated, 0)
+    else:  # one forward pass per item; lm-eval scores every choice's continuation and generates nothing
+        spent = budget(len(docs), 0, sum(len(d["continuations"]) for d in docs))
     out["evoswarm"] = {"evaluator": "lm-eval", "per_item": per_item, "budget": spent}
     return out
 
@@ -168,20 +201,30 @@ def chosen(choice_resps: list, doc: dict) -> str:
     return doc["continuations"][max(range(len(lls)), key=lls.__getitem__)].removesuffix(ANSWER_SUFFIX)
 
 
-def result_json(per_item: list[dict], evaluator: str, extra: dict | None = None) -> dict:
-    """A result in lm-eval's shape (results -> task -> 'acc,none', 'acc_stderr,none') from per-item scores."""
+def result_json(per_item: list[dict], evaluator: str, extra: dict | None = None, scorer: str = "choice") -> dict:
+    """A result in lm-eval's shape (results -> task -> '<metric>,none', '<metric>_stderr,none'; task and metric
+    by task_metric) from per-item scores: their mean and its standard error."""
+    task, metric = task_metric(scorer)
     n = len(per_item)
-    acc = sum(r["correct"] for r in per_item) / n if n else 0.0
-    stderr = math.sqrt(acc * (1 - acc) / (n - 1)) if n > 1 else 0.0
+    mean = sum(r["correct"] for r in per_item) / n if n else 0.0
+    # The sample variance of the items' scores (for right/wrong items p(1 - p) n / (n - 1)).
+    var = sum((float(r["correct"]) - mean) ** 2 for r in per_item) / (n - 1) if n > 1 else 0.0
     return {
-        "results": {TASK: {"alias": TASK, "acc,none": acc, "acc_stderr,none": stderr}},
-        "n-samples": {TASK: {"original": n, "effective": n}},
+        "results": {task: {"alias": task, f"{metric},none": mean, f"{metric}_stderr,none": math.sqrt(var / n)}},
+        "n-samples": {task: {"original": n, "effective": n}},
         "evoswarm": {"evaluator": evaluator, "per_item": per_item, **(extra or {})},
     }
 
 
 def accuracy(result: dict) -> float:
-    return result["results"][TASK]["acc,none"]
+    """A result's mean score over its items (accuracy, or the free-text scorer's mean)."""
+    scores = next(iter(result["results"].values()))
+    metric = next((m for m in FREE_TEXT if f"{m},none" in scores), "acc")
+    return scores[f"{metric},none"]
+
+
+def n_items(result: dict) -> int:
+    return next(iter(result["n-samples"].values()))["effective"]
 
 
 def budget(model_calls: int, generated_tokens: int, scored_continuations: int) -> dict:
@@ -253,12 +296,13 @@ class CountingBackend:
         return getattr(self.backend, name)
 
 
-def seeded_majority(answers: list[str], seed: int, item_id: str) -> tuple[str, dict[str, int]]:
+def seeded_majority(answers: list[str], seed: int, item_id: str, scorer: str = "choice") -> tuple[str, dict[str, int]]:
     """Most frequent non-empty answer (empty ones abstain): the debate's vote with every sample weighing 1,
-    so ties fall by the same seeded rule (scoring.weighted_vote). Returns (winner or '', counts)."""
-    from evoswarm.scoring import weighted_vote
+    so ties fall by the same seeded rule and answers group as there (scoring.weighted_vote, vote_key).
+    Returns (winner or '', counts)."""
+    from evoswarm.scoring import vote_key, weighted_vote
 
-    winner, scores = weighted_vote([(a, 1.0) for a in answers], seed, item_id)
+    winner, scores = weighted_vote([(a, 1.0) for a in answers], seed, item_id, vote_key(scorer))
     return winner, {k: round(v) for k, v in scores.items()}
 
 

@@ -116,14 +116,16 @@ def embedding_novelty(embeddings: dict[str, Sequence[float]]) -> dict[str, float
     return out
 
 
-def answer_novelty(votes: list[dict]) -> dict[str, float]:
-    """Answer divergence: the mean share of the other agents whose final answer differs from the agent's."""
-    from evoswarm.parsing import normalize_answer
+def answer_novelty(votes: list[dict], scorer: str = "choice") -> dict[str, float]:
+    """Answer divergence: the mean share of the other agents whose final answer differs from the agent's
+    (compared as the vote compares them: scoring.vote_key)."""
+    from evoswarm.scoring import vote_key
 
+    key = vote_key(scorer)
     agents = list(votes[0]["finals"])
     out = {a: 0.0 for a in agents}
     for v in votes:
-        ans = {a: normalize_answer(v["finals"][a]["answer"]) for a in agents}
+        ans = {a: key(v["finals"][a]["answer"]) for a in agents}
         for a in agents:
             others = [b for b in agents if b != a]
             out[a] += sum(ans[b] != ans[a] for b in others) / max(1, len(others))

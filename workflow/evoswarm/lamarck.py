@@ -35,11 +35,11 @@ def persona_sft(lineage: dict, ctx: dict) -> list[dict]:
 def distill_chats(transcripts: list[dict], votes: list[dict], agents: list[str]) -> list[dict]:
     """Chats from the turns of `agents` on questions the team got right, each answered with the team's
     answer and the summary of a right last-round turn (first by agent name)."""
-    right = {v["question_id"]: v for v in votes if v["correct"]}
+    right = {v["question_id"]: v for v in votes if v["correct"] == 1}  # full marks (free text: exact match)
     last = max((r["round"] for r in transcripts), default=0)
     summary = {}
     for r in sorted(transcripts, key=lambda r: r["agent"]):
-        if r["round"] == last and r["question_id"] in right and r["correct"]:
+        if r["round"] == last and r["question_id"] in right and r["correct"] == 1:
             summary.setdefault(r["question_id"], r["summary"])
     chats = []
     for r in transcripts:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from evoswarm.adapters import verify_adapter
 from evoswarm.base_model import read_manifest
 from evoswarm.debate import Agent
 from evoswarm.io import read_jsonl
+from evoswarm.scoring import FREE_TEXT, squad_normalize
 
 
 def load_agents(backend, base_dir: str, adapter_dirs: list[str]) -> list[Agent]:
@@ -22,11 +24,14 @@ def load_agents(backend, base_dir: str, adapter_dirs: list[str]) -> list[Agent]:
     return agents
 
 
-def item_problem(item: dict) -> str | None:
-    """What breaks the task contract (DESIGN.md section 3) in one item, or None."""
+def item_problem(item: dict, scorer: str | None = None) -> str | None:
+    """What breaks the task contract (DESIGN.md section 3) in one item, or None. A free-text `scorer` also
+    needs a gold answer with words left once normalised: no answer could score above 0 against it."""
     for key in ("id", "question", "answer"):
         if not isinstance(item[key], str) or not item[key].strip():
             return f"'{key}' must be a non-empty string"
+    if scorer in FREE_TEXT and not squad_normalize(item["answer"]):
+        return f"'answer' {item['answer']!r} is empty once normalised for {scorer} (no punctuation or articles)"
     ch = item.get("choices")
     if ch is not None and (
         not isinstance(ch, list) or len(ch) < 2 or not all(isinstance(c, str) for c in ch) or item["answer"] not in ch
@@ -37,7 +42,8 @@ def item_problem(item: dict) -> str | None:
     return None
 
 
-def load_items(path: str, limit: int | None = None) -> list[dict]:
-    """Task items; fields required by the task contract are checked with file:line errors."""
-    items = read_jsonl(path, required=["id", "question", "answer"], check=item_problem)
+def load_items(path: str, limit: int | None = None, scorer: str | None = None) -> list[dict]:
+    """Task items; fields required by the task contract (for `scorer`) are checked with file:line errors."""
+    check = functools.partial(item_problem, scorer=scorer)
+    items = read_jsonl(path, required=["id", "question", "answer"], check=check)
     return items[:limit] if limit else items

@@ -21,7 +21,7 @@ from evoswarm.adapters import read_lineage
 from evoswarm.config import derive_seed, gen0_members
 from evoswarm.io import InputError, read_jsonl
 from evoswarm.layout import eval_failure
-from evoswarm.parsing import normalize_answer
+from evoswarm.scoring import metric_name, vote_key
 from evoswarm.stats import Estimate, Scored, accuracy, paired_difference, scored_from_per_item, verdict
 
 TARGET_NOTES = {
@@ -235,8 +235,9 @@ def budget_keys(evals: dict[str, dict[int, dict]]) -> list[str]:
     return list(keys)
 
 
-def accuracy_section(evals, scored, est) -> Section:
-    """Each target: mean accuracy and interval over seeds and items, per seed, per skill, budget, status."""
+def accuracy_section(evals, scored, est, metric: str = "accuracy") -> Section:
+    """Each target: mean accuracy (or the free-text scorer's `metric`, scoring.metric_name) and interval over
+    seeds and items, per seed, per skill, budget, status."""
     skills = sorted({k for s in scored.values() if not isinstance(s, str) for k in s.skills.values()})
     budget = budget_keys(evals)
     rows = []
@@ -260,11 +261,11 @@ def accuracy_section(evals, scored, est) -> Section:
         what = describe(t) + (f" [{', '.join(agents)}]" if agents else "")
         rows.append([t, what, _fmt(e.mean), _ci(e), per_seed, str(e.n_items), *per_skill, *spent, "ok"])
     return Section(
-        "Accuracy on the test split",
-        note="Mean over seeds of each seed's accuracy; 95% interval from a bootstrap over seeds, then over the test "
-        "items (drawn once for all seeds: every seed scores the same items). Per-seed accuracies in seed order; "
+        f"{metric[0].upper()}{metric[1:]} on the test split",
+        note=f"Mean over seeds of each seed's {metric}; 95% interval from a bootstrap over seeds, then over the test "
+        f"items (drawn once for all seeds: every seed scores the same items). Per-seed {metric} in seed order; "
         "budget columns are means over seeds (when the target records them).",
-        head=["target", "what", "accuracy", "95% CI", "per seed", "items", *skills, *budget, "status"],
+        head=["target", "what", metric, "95% CI", "per seed", "items", *skills, *budget, "status"],
         rows=rows,
     )
 
@@ -475,11 +476,13 @@ class Efficiency:
     seconds_per_question: float | None  # None: not timed (a debate run outside the debate stage)
 
 
-def debate_efficiency(votes: list[dict]) -> Efficiency | None:
+def debate_efficiency(votes: list[dict], scorer: str = "choice") -> Efficiency | None:
     """The efficiency of one debate from its vote rows; None for rows without the efficiency fields (a
-    debate recorded before they existed)."""
+    debate recorded before they existed). Answers compare as the scorer's vote groups them; an answer is
+    right with full marks (a free-text score below 1 is not)."""
     if not votes or "agreed_round" not in votes[0]:
         return None
+    key = vote_key(scorer)
     agreed = [v["agreed_round"] for v in votes if v["agreed_round"] is not None]
     seconds = [v["seconds"] for v in votes if "seconds" in v]
     return Efficiency(
@@ -488,9 +491,9 @@ def debate_efficiency(votes: list[dict]) -> Efficiency | None:
         agreed=len(agreed),
         agreed_in_round_1=agreed.count(1),
         mean_agreed_round=sum(agreed) / len(agreed) if agreed else None,
-        changed=sum(normalize_answer(v["team_answer"]) != normalize_answer(v["round1_answer"]) for v in votes),
-        right_to_wrong=sum(bool(v["round1_correct"]) and not v["correct"] for v in votes),
-        wrong_to_right=sum(not v["round1_correct"] and bool(v["correct"]) for v in votes),
+        changed=sum(key(v["team_answer"]) != key(v["round1_answer"]) for v in votes),
+        right_to_wrong=sum(v["round1_correct"] >= 1 and v["correct"] < 1 for v in votes),
+        wrong_to_right=sum(v["round1_correct"] < 1 and v["correct"] >= 1 for v in votes),
         tokens_per_question=sum(v["generated_tokens"] for v in votes) / len(votes),
         seconds_per_question=sum(seconds) / len(seconds) if seconds else None,
     )
@@ -500,12 +503,12 @@ def _share(n: int, total: int) -> str:
     return f"{n} ({n / total:.0%})"
 
 
-def efficiency_section(votes: dict[int, list[str]]) -> Section:
+def efficiency_section(votes: dict[int, list[str]], scorer: str) -> Section:
     """A row per seed and generation from each generation's dev debate (votes[seed][gen]: its votes.jsonl)."""
     rows = []
     for s in sorted(votes):
         for g, path in enumerate(votes[s]):
-            e = debate_efficiency(read_jsonl(path))
+            e = debate_efficiency(read_jsonl(path), scorer)
             if e is None:
                 rows.append([str(s), str(g), "not recorded (votes.jsonl from before the efficiency fields)"])
                 continue
@@ -641,7 +644,7 @@ def build(config: dict, files: dict, benchmarks: str) -> tuple[str, str, list[Se
             "items).",
             lines=verdict_lines(comparisons(config, list(evals)), scored, iters, seed),
         ),
-        accuracy_section(evals, scored, est),
+        accuracy_section(evals, scored, est, metric_name(config["tasks"]["scorer"])),
         Section(
             "Accuracy per generation",
             note="Test accuracy of each generation's best agent (the one selection ranks first on dev), the "
@@ -716,7 +719,7 @@ def build(config: dict, files: dict, benchmarks: str) -> tuple[str, str, list[Se
             "Parse-failure rate of debate turns", head=["seed", "gen", "turns", "failures", "rate"], rows=parse_rows
         )
     )
-    sections.append(efficiency_section(files["votes"]))
+    sections.append(efficiency_section(files["votes"], config["tasks"]["scorer"]))
     sections += timing_sections(benchmark_rows(benchmarks))
     title = f"evoswarm report: P={config['population']}, G={last}, seeds {', '.join(map(str, seeds))}"
     w = config["fitness"]["weights"]

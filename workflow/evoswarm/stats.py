@@ -24,13 +24,13 @@ NO_EVIDENCE = "no evidence either way"
 
 @dataclass(frozen=True)
 class Scored:
-    """One evaluation target's per-item correctness in each replicate.
+    """One evaluation target's per-item scores in each replicate (right/wrong, or in [0, 1] for free text).
 
-    by_seed: seed -> item id -> correct; skills: item id -> skill; sources: seed -> the file it came from.
+    by_seed: seed -> item id -> score; skills: item id -> skill; sources: seed -> the file it came from.
     """
 
     target: str
-    by_seed: dict[int, dict[str, bool]]
+    by_seed: dict[int, dict[str, float]]
     skills: dict[str, str]
     sources: dict[int, str]
 
@@ -55,7 +55,7 @@ def scored_from_per_item(target: str, per_item_by_seed: dict[int, list[dict]], s
         ids = [r["id"] for r in rows]
         if len(set(ids)) != len(ids):
             raise InputError(f"{sources[seed]}: duplicate item ids in evoswarm.per_item")
-        by_seed[seed] = {r["id"]: bool(r["correct"]) for r in rows}
+        by_seed[seed] = {r["id"]: float(r["correct"]) for r in rows}
         skills.update({r["id"]: r.get("skill", "") for r in rows})
     return Scored(target, by_seed, skills, sources)
 

@@ -31,7 +31,7 @@ def _dev(files: dict) -> tuple[float, float]:
     team, best = [], []
     for f in files.values():
         votes = read_jsonl(f["votes"])
-        team.append(sum(bool(v["correct"]) for v in votes) / max(1, len(votes)))
+        team.append(sum(float(v["correct"]) for v in votes) / max(1, len(votes)))
         rows = {r["agent"]: r for r in read_csv_rows(f["fitness"])}
         top = ranked(read_fitness_csv(f["fitness"]))[0]  # the agent the gen-G-best evaluation scores
         best.append(float(rows[top]["solo_acc"]))

@@ -9,6 +9,10 @@ regenerates the committed files under data/:
 - corpus/corpus.txt             general text the base model pretrains on (world knowledge as prose)
 - corpus/format.jsonl           chats teaching the answer format: a fourth, trivial skill (echo), and a
                                 few plain questions of each skill
+- tasks/freetext/{train,dev,test}.jsonl, personas/freetext/<persona>.jsonl
+                                the free-text family (configs/freetext.yaml; scorer rouge_l or f1): English
+                                questions without choices whose short answers are words (FREETEXT_SKILLS);
+                                drawn from a random stream of its own, so the files above do not change
 
 The base learns the world's knowledge as prose, the answer format, and a little of each skill; each
 specialist is trained on ten times more questions of its own skill, which leaves it clear room.
@@ -338,6 +342,131 @@ def format_chats(rng: random.Random, n: int) -> list[dict]:
     return out
 
 
+# --- the free-text family ---------------------------------------------------------------------------
+
+# Each persona's free-text skill: name a word's group; name two words' groups; the word that is not of a group.
+FREETEXT_SKILLS = {"group": "ideator", "groups": "implementer", "odd": "critic"}
+FREETEXT_SPLIT_SIZES = {"test": 12, "dev": 8, "train": 100}
+FREETEXT_TEMPLATES = {
+    "group": ["What kind of thing is {a_w}?", "Name the group of {w}."],
+    "groups": ["Name the groups of {w} and {v}.", "What kinds of things are {w} and {v}?"],
+    "odd": ["Which is not a {group}: {words}?", "Name the word that is not a {group}: {words}."],
+}
+_WORDS = [(g, w) for g, (en, _) in CATEGORIES.items() for w in en]  # (group, word), index = word id
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
+def _freetext_keyspace(skill: str) -> list[tuple]:
+    """Every problem of a free-text skill as a content key of word ids (see _WORDS)."""
+    ids = range(len(_WORDS))
+    if skill == "group":
+        return [("group", w) for w in ids]
+    if skill == "groups":
+        return [("groups", w, v) for w in ids for v in ids if _WORDS[w][0] != _WORDS[v][0]]
+    return [
+        ("odd", w, v, o)
+        for w in ids
+        for v in ids
+        for o in ids
+        if w < v and _WORDS[w][0] == _WORDS[v][0] != _WORDS[o][0]
+    ]
+
+
+def _freetext_item(key: tuple, rng: random.Random, idx: str) -> dict:
+    """One free-text item: the question names the words; the answer is a group name, two, or a word."""
+    skill, *ws = key
+    words = [_WORDS[w][1] for w in ws]
+    template = rng.choice(FREETEXT_TEMPLATES[skill])
+    if skill == "group":
+        q, answer = template.format(w=words[0], a_w=_a(words[0])), _WORDS[ws[0]][0]
+    elif skill == "groups":
+        q, answer = template.format(w=words[0], v=words[1]), f"{_WORDS[ws[0]][0]}, {_WORDS[ws[1]][0]}"
+    else:
+        shown = words[:]
+        rng.shuffle(shown)
+        q, answer = template.format(group=_WORDS[ws[0]][0], words=", ".join(shown)), words[2]
+    return {"id": idx, "question": q, "answer": answer, "skill": skill, "lang": "en", "meta": {"words": words}}
+
+
+def freetext_content_key(item: dict) -> tuple:
+    """The problem under a free-text item, whatever its template (the words it names, in key order)."""
+    ids = [next(i for i, (_, w) in enumerate(_WORDS) if w == word) for word in item["meta"]["words"]]
+    return (item["skill"], *ids)
+
+
+def freetext_explain(item: dict) -> str:
+    """The persona's summary: what each word named in the question is."""
+    group = dict((w, g) for g, w in _WORDS)
+    return ", ".join(f"{w} is {_a(group[w])}" for w in item["meta"]["words"])
+
+
+def freetext_wrong(item: dict, rng: random.Random) -> str:
+    """A plausible answer that may be wrong: any group (or two), or any word the question names."""
+    if item["skill"] == "group":
+        return rng.choice(sorted(CATEGORIES))
+    if item["skill"] == "groups":
+        return ", ".join(rng.sample(sorted(CATEGORIES), 2))
+    return rng.choice(item["meta"]["words"])
+
+
+def freetext_chats(items: list[dict], persona: str, rules: str, rng: random.Random) -> list[dict]:
+    """SFT chats for one persona's free-text skill: a round-1 turn, and a later-round turn that sees its own
+    previous answer and the others' (some wrong) and keeps or corrects to the right answer."""
+    system = PERSONAS[persona]["system"]
+    others = [p for p in PERSONAS if p != persona]
+    out = []
+    for item in items:
+        if FREETEXT_SKILLS[item["skill"]] != persona:
+            continue
+        ans = turn_json(item["answer"], 0.9, freetext_explain(item))
+        right = rng.random() < 0.7
+        own = PeerAnswer(persona, item["answer"] if right else freetext_wrong(item, rng), 0.9 if right else 0.5, "")
+        rng.shuffle(others)
+        peers = [PeerAnswer(p, freetext_wrong(item, rng), round(rng.uniform(0.3, 0.9), 2), "") for p in others]
+        later = turn_prompt(item["question"], None, peers, rules, rng.random() < 0.5, own=own)
+        for user in (turn_prompt(item["question"], None), later):
+            out.append(
+                {
+                    "messages": [
+                        {"role": "system", "content": system},
+                        {"role": "user", "content": user},
+                        {"role": "assistant", "content": ans},
+                    ]
+                }
+            )
+    return out
+
+
+def generate_freetext(seed: int, rules: str, sizes: dict[str, int]) -> dict[str, list]:
+    """The free-text family's files. Test and dev problems are distinct and never reused; train draws (with
+    repeats, in other templates) from the rest. Its random stream is its own (the other files stay as they were)."""
+    rng = random.Random(f"freetext-{seed}")
+    held = sizes["test"] + sizes["dev"]
+    keys: dict[str, list[tuple]] = {split: [] for split in sizes}
+    for skill in FREETEXT_SKILLS:
+        space = _freetext_keyspace(skill)
+        if held >= len(space):
+            raise InputError(f"world: free-text {skill} has {len(space)} problems; test + dev ({held}) leave none")
+        rng.shuffle(space)
+        keys["test"].append(space[: sizes["test"]])
+        keys["dev"].append(space[sizes["test"] : held])
+        keys["train"].append([rng.choice(space[held:]) for _ in range(sizes["train"])])
+    files: dict[str, list] = {}
+    for split in ("train", "dev", "test"):
+        order = [k for ks in zip(*keys[split]) for k in ks]  # interleaved: any prefix covers every skill
+        files[f"tasks/freetext/{split}.jsonl"] = [
+            _freetext_item(k, rng, f"ft-{split}-{i:04d}") for i, k in enumerate(order)
+        ]
+    for persona in PERSONAS:
+        files[f"personas/freetext/{persona}.jsonl"] = freetext_chats(
+            files["tasks/freetext/train.jsonl"], persona, rules, rng
+        )
+    return files
+
+
 def generate(seed: int = 0, rules: str | None = None, sizes: dict[str, int] | None = None) -> dict[str, list]:
     """Every file of the world, as {relative path: list of JSON objects or text lines}."""
     from evoswarm.prompts import DEBATE_RULES
@@ -356,6 +485,7 @@ def generate(seed: int = 0, rules: str | None = None, sizes: dict[str, int] | No
         files[f"personas/{persona}.jsonl"] = persona_chats(files["tasks/train.jsonl"], persona, rules, rng)
     files["corpus/corpus.txt"] = corpus_lines(rng)
     files["corpus/format.jsonl"] = format_chats(rng, 150) + general_qa_chats(files["tasks/train.jsonl"], 60, rng)
+    files.update(generate_freetext(seed, rules, FREETEXT_SPLIT_SIZES))
     return files
 
 

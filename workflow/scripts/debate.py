@@ -36,10 +36,10 @@ def main(
     that contiguous slice of the questions (debate_merge.py joins the slices)."""
     dcfg = config["debate"]
     if sample:
-        items = load_items(tasks)
+        items = load_items(tasks, scorer=config["tasks"]["scorer"])
         items = random.Random(derive_seed(config["seed"], gen, "debate_train")).sample(items, min(sample, len(items)))
     else:
-        items = load_items(tasks, dcfg["max_questions"])
+        items = load_items(tasks, dcfg["max_questions"], config["tasks"]["scorer"])
     if "shard" in config:
         index, count = config["shard"]
         if not 0 <= index < count:

@@ -44,6 +44,7 @@ from evoswarm.evaluation import (
     budget,
     lm_eval_docs,
     load_lm_eval_model,
+    n_items,
     result_json,
     run_lm_eval,
     sample_answer,
@@ -54,6 +55,7 @@ from evoswarm.io import InputError, write_json
 from evoswarm.layout import eval_failure
 from evoswarm.population import load_items
 from evoswarm.progress import TargetsProgress
+from evoswarm.scoring import metric_name
 from evoswarm.selection import best_adapter, best_agent
 
 
@@ -73,7 +75,8 @@ def single(config, target, base, adapter, items, seed, lm=None):
     """lm-eval on the base (and one adapter): with `lm` (load_lm_eval_model) the adapter of that name is
     scored on the model already loaded, else lm-eval builds the model from model_args."""
     system = lineage_system(target, base, adapter) if adapter else ""
-    docs = lm_eval_docs(items, load_tokenizer(base, config["base"]["trust_remote_code"]), system)
+    tokenizer = load_tokenizer(base, config["base"]["trust_remote_code"])
+    docs = lm_eval_docs(items, tokenizer, system, config["tasks"]["scorer"])
     if lm is not None and adapter:
         use_adapter(lm, Path(adapter).name)
     with tempfile.TemporaryDirectory() as work:
@@ -127,6 +130,7 @@ def team_result(target, agents, items, per_item, turns, s, judge, budget, extra=
             "budget": budget,
             **(extra or {}),
         },
+        s.scorer,
     )
 
 
@@ -140,9 +144,7 @@ def team(config, target, backend, agents, items, seed, rounds):
     # The last round's summaries are read by no one here (a judge still gets them): not generated.
     transcripts, votes = run_debate(backend, agents, items, s, judge=judge, final_summaries=False)
     skills = {it["id"]: it.get("skill", "") for it in items}
-    per_item = [
-        {"id": v["question_id"], "skill": skills[v["question_id"]], "correct": bool(v["correct"])} for v in votes
-    ]
+    per_item = [{"id": v["question_id"], "skill": skills[v["question_id"]], "correct": v["correct"]} for v in votes]
     turns = len(transcripts) + (len(items) if judge else 0)  # one model call per agent turn and judge turn
     return team_result(target, agents, items, per_item, transcripts, s, judge, backend.budget(turns)), transcripts
 
@@ -155,7 +157,7 @@ def first_round_vote(config, target, backend, agents, items, transcripts, debate
     debate costs."""
     from evoswarm.debate import _judge, judge_agent
     from evoswarm.prompts import PeerAnswer
-    from evoswarm.scoring import SCORERS, weighted_vote
+    from evoswarm.scoring import SCORERS, vote_key, weighted_vote
 
     s = debate_settings(config, debate_seed, rounds=1)
     judge = judge_agent(config["debate"])
@@ -173,14 +175,15 @@ def first_round_vote(config, target, backend, agents, items, transcripts, debate
         scored += backend.scored_continuations - before[1]
     else:
         picks = {
-            q: weighted_vote([(a.answer, a.confidence) for a in by.values()], s.seed, q)[0] for q, by in turns.items()
+            q: weighted_vote([(a.answer, a.confidence) for a in by.values()], s.seed, q, vote_key(s.scorer))[0]
+            for q, by in turns.items()
         }
     score = SCORERS[s.scorer]
     per_item = [
         {
             "id": it["id"],
             "skill": it.get("skill", ""),
-            "correct": bool(score(picks[it["id"]], it["answer"], it.get("choices"))),
+            "correct": score(picks[it["id"]], it["answer"], it.get("choices")),
         }
         for it in items
     ]
@@ -205,13 +208,14 @@ def self_consistency(config, target, backend, items, seed, k):
             for m in msgs
         ]
     )
-    score = SCORERS[config["tasks"]["scorer"]]
+    scorer = config["tasks"]["scorer"]
+    score = SCORERS[scorer]
     per_item, abstained = [], 0
     for i, it in enumerate(items):
         answers = [sample_answer(texts[j * len(items) + i], it.get("choices")) for j in range(k)]
         abstained += answers.count("")
-        answer, votes = seeded_majority(answers, seed, it["id"])
-        correct = bool(answer) and bool(score(answer, it["answer"], it.get("choices")))
+        answer, votes = seeded_majority(answers, seed, it["id"], scorer)
+        correct = score(answer, it["answer"], it.get("choices"))  # an abstention ('') scores 0 by every scorer
         per_item.append(
             {"id": it["id"], "skill": it.get("skill", ""), "correct": correct, "answer": answer, "votes": votes}
         )
@@ -226,6 +230,7 @@ def self_consistency(config, target, backend, items, seed, k):
             "parse_failure_rate": abstained / (k * len(items)) if items else 0.0,
             "budget": backend.budget(k * len(items)),
         },
+        scorer,
     )
 
 
@@ -377,7 +382,7 @@ def main(
     reruns the job, where a result JSON saying "failed" would count as done)."""
     check_targets(outs)
     copies_only = set(outs) == {"gen0-best"}  # reads results, not the test items
-    items = [] if copies_only else load_items(tasks, config["evaluation"]["limit"])
+    items = [] if copies_only else load_items(tasks, config["evaluation"]["limit"], config["tasks"]["scorer"])
     progress = TargetsProgress(work_estimate(config, list(outs), len(items), population))
     results = evaluations(
         config, list(outs), base, items, adapters or [], fitness, population, systems or {}, agent_evals or [], progress
@@ -397,7 +402,7 @@ def main(
         ev = res["evoswarm"]
         progress.finish(
             target,
-            f"accuracy {accuracy(res):.3f} on {res['n-samples']['evoswarm_mc']['effective']} items "
+            f"{metric_name(config['tasks']['scorer'])} {accuracy(res):.3f} on {n_items(res)} items "
             f"({ev['evaluator']}); budget {ev['budget']}",
         )
 

@@ -92,10 +92,10 @@ def main(
     by_skill = {sk: solo_accuracy([r for r in rows if skill_of.get(r["question_id"]) == sk], agents) for sk in skills}
     if fcfg["cooperation_mode"] == "rerun":
         loaded = {ag.name: ag for ag in load_agents(debate_backend(), base, adapters)}
-        items = load_items(tasks, config["debate"]["max_questions"])
+        items = load_items(tasks, config["debate"]["max_questions"], settings.scorer)
         v = cached(rerun_value(debate_backend(), loaded, items, settings, judge))
     elif judge:
-        by_id = {it["id"]: it for it in load_items(tasks)}
+        by_id = {it["id"]: it for it in load_items(tasks, scorer=settings.scorer)}
         missing = [r["question_id"] for r in vote_rows if r["question_id"] not in by_id]
         if missing:
             raise InputError(f"{votes}: question {missing[0]} is not in {tasks}")
@@ -119,7 +119,7 @@ def main(
             emb[a] = [sum(col) / len(vecs) for col in zip(*vecs)]
         novelty = embedding_novelty(emb)
     else:
-        novelty = answer_novelty(vote_rows)
+        novelty = answer_novelty(vote_rows, settings.scorer)
     n_items = len(vote_rows)
     floors = part_floors(n_items, fcfg["resolution_items"], fcfg["novelty"], fcfg["embedding_novelty_floor"])
     parts = {"task": solo, "cooperation": coop, "novelty": novelty}
