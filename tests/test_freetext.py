@@ -5,6 +5,7 @@ metric) and the report, which names the metric."""
 import json
 
 import pytest
+import yaml
 from conftest import REPO, run_snakemake
 from evoswarm.config import evaluation_targets, load_config
 from evoswarm.scoring import SCORERS, squad_normalize
@@ -15,10 +16,30 @@ REP = f"{R}/seed0"
 rouge_l = SCORERS["rouge_l"]
 
 
+# configs/freetext.yaml at the smoke config's sizes: a tiny base, a few training steps, 6 questions.
+SHRINK = {
+    "generations": 1,
+    "base": {"embedded": yaml.safe_load((REPO / "configs/smoke.yaml").read_text())["base"]["embedded"]},
+    "training": {"r": 8, "lora_alpha": 16, "max_steps": 6, "batch_size": 8, "logging_steps": 2},
+    "debate": {"max_questions": 6, "max_new_tokens": 12},
+    "evaluation": {"limit": 6, "bootstrap": 200},
+}
+
+
 @pytest.fixture(scope="module")
-def freetext_run(tmp_path_factory):
+def freetext_config(tmp_path_factory):
+    config = yaml.safe_load(FREETEXT.read_text())
+    for key, value in SHRINK.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    path = tmp_path_factory.mktemp("freetext-config") / "freetext-small.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def freetext_run(tmp_path_factory, freetext_config):
     work = tmp_path_factory.mktemp("freetext")
-    run_snakemake(work, "--cores", "2", config=FREETEXT)
+    run_snakemake(work, "--cores", "2", config=freetext_config)
     return work
 
 
@@ -26,8 +47,8 @@ def _jsonl(path):
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def test_debate_and_fitness_score_free_text_with_the_metric(freetext_run):
-    config = load_config(FREETEXT)
+def test_debate_and_fitness_score_free_text_with_the_metric(freetext_run, freetext_config):
+    config = load_config(freetext_config)
     gold = {it["id"]: it["answer"] for it in _jsonl(REPO / config["tasks"]["dev"])}
     for g in range(config["generations"] + 1):
         debate = freetext_run / REP / f"gen{g}/debate"
@@ -43,10 +64,10 @@ def test_debate_and_fitness_score_free_text_with_the_metric(freetext_run):
         assert len(fitness) == config["population"] + 1
 
 
-def test_every_target_reports_rouge_l_and_the_report_names_it(freetext_run):
+def test_every_target_reports_rouge_l_and_the_report_names_it(freetext_run, freetext_config):
     gold = {it["id"]: it["answer"] for it in _jsonl(REPO / "data/tasks/freetext/test.jsonl")}
     evals = sorted((freetext_run / REP / "eval").glob("*.json")) + [freetext_run / R / "eval/base.json"]
-    assert sorted(f.stem for f in evals) == sorted(evaluation_targets(load_config(FREETEXT)))
+    assert sorted(f.stem for f in evals) == sorted(evaluation_targets(load_config(freetext_config)))
     md = (freetext_run / R / "report/report.md").read_text()
     assert "## ROUGE-L on the test split" in md and "| target | what | ROUGE-L | 95% CI |" in md
     for f in evals:
