@@ -1,7 +1,7 @@
 """The stacked LoRA product (backends.stacked_lora) computes what PEFT's mixed batches compute: logits
 within 1e-5 in fp32 and the same greedy tokens, for mixed ranks, adapters that target different modules,
-base rows in the same batch, a static cache, a graph dynamo traces whole, and adapters added or removed
-after the first batch."""
+base rows in the same batch (a batch of base rows alone is the base exactly), a static cache, a graph
+dynamo traces whole, and adapters added or removed after the first batch."""
 
 import pytest
 import torch
@@ -98,6 +98,31 @@ def test_logits_match_peft_for_mixed_ranks_targets_and_base_rows(pair):
     moved = (got - base).abs().amax(dim=(1, 2))
     for i, (name, _) in enumerate(rows):
         assert (moved[i] > 1e-3) == (name is not None), name
+
+
+class _CountLinear(torch.overrides.TorchFunctionMode):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls += func is torch.nn.functional.linear
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_batch_of_base_rows_is_the_base_model_at_its_cost(pair, tiny_base, smoke_config):
+    """base-sc and prompt-vote run on the backend that holds the team's adapters: their batches give the
+    base's logits exactly, through the base's linear layers alone; the next mixed batch routes again."""
+    stacked, _ = pair
+    plain = HFBackend.from_base(str(tiny_base), smoke_config)
+    rows = [(None, p) for _, p in _rows(stacked)]
+    with _CountLinear() as on_stacked:
+        got, _ = _logits(stacked, rows)
+    with _CountLinear() as on_plain:
+        want, _ = _logits(plain, rows)
+    assert torch.equal(got, want) and on_stacked.calls == on_plain.calls
+    mixed = _rows(stacked)
+    assert not torch.equal(_logits(stacked, mixed)[0], _logits(plain, [(None, p) for _, p in mixed])[0])
 
 
 @pytest.mark.parametrize("static_cache", [False, True])

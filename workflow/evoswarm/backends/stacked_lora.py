@@ -9,11 +9,12 @@ folded into its B block, and computes
 
 where `mask` (batch, 1, n*R) keeps each row's own adapter block (all zero for a base row). That is two
 matmuls of static shape for any mix of agents, so a static KV cache and a compiled (CUDA-graph) decode
-step work unchanged. Over a plain Linear the first of them rides in the base's own GEMM: the module
-keeps [W; A_all] as one matrix (the base weight becomes a view of its top rows, so nothing is stored
-twice) and `x @ [W; A_all]^T` gives base(x) and x @ A_all^T at once; a decode step at small batch is a
-chain of kernel launches, and this takes one of the three per module away. Ranks that differ are
-zero-padded to the largest (R); a module an adapter does not target holds a zero block for it.
+step work unchanged; a batch of base rows alone skips them. Over a plain Linear the first of them rides
+in the base's own GEMM: the module keeps [W; A_all] as one matrix (the base weight becomes a view of its
+top rows, so nothing is stored twice) and `x @ [W; A_all]^T` gives base(x) and x @ A_all^T at once; a
+decode step at small batch is a chain of kernel launches, and this takes one of the three per module
+away. Ranks that differ are zero-padded to the largest (R); a module an adapter does not target holds a
+zero block for it.
 
 Adapters are still loaded, saved and interpreted by PEFT (rank/alpha patterns, rsLoRA scaling): the
 stacks are read from the loaded PeftModel's LoRA layers, which `install` swaps out of the module tree
@@ -53,8 +54,10 @@ class AdapterRouter:
         self.slots = {n: k for k, n in enumerate(names)}
         self.rank = rank
         self.mask: torch.Tensor | None = None
+        self.any_adapter = True  # False: every row is the base's, so the modules skip the product
 
     def route(self, rows: list[str | None], device, dtype) -> None:
+        self.any_adapter = any(name is not None for name in rows)
         width = len(self.slots) * self.rank
         mask = torch.zeros(len(rows), 1, width, dtype=dtype)
         for i, name in enumerate(rows):
@@ -107,6 +110,10 @@ class StackedLoraLinear(nn.Module):
             self.register_buffer("lora_a", stacked_a, persistent=False)
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        if not self.router.any_adapter:
+            # A batch of base rows only (base-sc, prompt-vote) is the base model itself: the masked
+            # product would add zeros at about half the cost of the base's own linear layers on CPU.
+            return self.base_layer(x, *args, **kwargs)
         if self.fused:
             y, h = nn.functional.linear(x, self.weight_and_a, self.bias_and_zero).split(self.split, dim=-1)
             return y + nn.functional.linear(h * self.router.mask, self.lora_b)
