@@ -41,6 +41,7 @@ localrules:
     report,
     study,
     evaluate_gen0_best,
+    export,
 
 
 # Under the SLURM executor, before anything is submitted: a job without a partition on a cluster without
