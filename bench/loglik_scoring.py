@@ -6,7 +6,8 @@ its context (the scorer before contexts were shared, kept here as the baseline) 
 The requests are those of a real debate (every round) of --agents agents on --split, run once through
 HFBackend (untimed); adapters are --adapters, or random LoRA adapters made here.
 CPU, the default config's embedded base:  python bench/loglik_scoring.py --base results/base
-GPU:  python bench/loglik_scoring.py --base results/base --device cuda
+GPU, a Qwen3-4B-shaped model with random weights (bf16; the base's tokenizer):
+  python bench/loglik_scoring.py --base results/base --device cuda --qwen3-4b
 """
 
 import argparse
@@ -14,7 +15,7 @@ import tempfile
 import time
 
 import torch
-from common import TARGETS, randomise_lora, sync
+from common import TARGETS, qwen3_4b_config, randomise_lora, sync
 
 
 @torch.no_grad()
@@ -48,13 +49,11 @@ def score_per_choice(be, requests) -> list[list[float]]:
     return out
 
 
-def random_adapters(base_dir: str, n: int, rank: int, out: str) -> list[str]:
-    """Folders of `n` random LoRA adapters (rank `rank` on the 7 projections) of the base in `base_dir`."""
-    from evoswarm.base_model import read_manifest
+def random_adapters(model, n: int, rank: int, out: str) -> tuple[list[str], object]:
+    """Folders of `n` random LoRA adapters (rank `rank` on the 7 projections) of `model`, and the model
+    back without PEFT's layers."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(read_manifest(base_dir)["path"], dtype=torch.float32)
     cfg = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=TARGETS, task_type="CAUSAL_LM")
     peft = get_peft_model(model, cfg)
     paths = []
@@ -62,7 +61,7 @@ def random_adapters(base_dir: str, n: int, rank: int, out: str) -> list[str]:
         randomise_lora(peft, seed=i + 1)  # a new B each: the adapters differ
         peft.save_pretrained(f"{out}/agent{i}")
         paths.append(f"{out}/agent{i}")
-    return paths
+    return paths, peft.unload()
 
 
 class Recorder:
@@ -70,6 +69,7 @@ class Recorder:
 
     def __init__(self, backend):
         self.backend = backend
+        self.tok = backend.tok
         self.calls = []
 
     def generate(self, requests):
@@ -109,15 +109,25 @@ def main():
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=0, help="rows per forward (0 = the config's debate.batch_size)")
     ap.add_argument("--repeats", type=int, default=1, help="time each scorer this many times, keep the fastest")
+    ap.add_argument("--qwen3-4b", action="store_true", help="a Qwen3-4B-shaped model with random weights")
     a = ap.parse_args()
     torch.set_grad_enabled(False)
     config = load_config(a.config)
     config["base"]["device"] = a.device
     be = HFBackend.from_base(a.base, config)
+    if a.qwen3_4b:
+        from transformers import Qwen3ForCausalLM
+
+        torch.manual_seed(0)
+        with torch.device(a.device):
+            model = Qwen3ForCausalLM(qwen3_4b_config()).to(be.model.dtype).eval()
+        be = HFBackend(model, be.tok, be.batch_size)
     if a.batch_size:
         be.batch_size = a.batch_size
     with tempfile.TemporaryDirectory() as tmp:
-        paths = a.adapters or random_adapters(a.base, a.agents, a.rank, tmp)
+        paths = a.adapters
+        if not paths:
+            paths, be.base = random_adapters(be.base, a.agents, a.rank, tmp)
         agents = []
         for i, path in enumerate(paths):
             be.add_adapter(f"agent{i}", path)

@@ -11,6 +11,7 @@ from itertools import accumulate
 import torch
 
 from evoswarm.backends import GenRequest, ScoreRequest, encode_pair, fit_prompt
+from evoswarm.backends.decode import greedy_decode
 from evoswarm.prompts import render
 
 BASE = "__base__"
@@ -176,6 +177,19 @@ class HFBackend:
         mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc], device=self.device)
         sample = temperature > 0
         torch.manual_seed(seed)
+        kw = self._adapter_kw([a for a, _ in prompts])
+        if self.static_cache and not sample and not kw:  # PEFT's own mixed batch cannot be captured
+            new = greedy_decode(self.model, ids, mask, max_new, self.tok.eos_token_id, pad)
+        else:
+            new = self._generate(ids, mask, max_new, sample, temperature, top_p, kw)
+        ended = (new == self.tok.eos_token_id).int()
+        # A row ends at its first end-of-turn token (counted); after it come only pads.
+        self.generated_tokens += int(torch.where(ended.any(1), ended.argmax(1) + 1, new.shape[1]).sum())
+        return self.tok.batch_decode(new, skip_special_tokens=True)
+
+    def _generate(self, ids, mask, max_new: int, sample: bool, temperature: float, top_p: float, kw: dict):
+        """transformers' generate(): the new tokens of each row."""
+        pad = self.tok.pad_token_id
         gen = self.model.generate(
             input_ids=ids,
             attention_mask=mask,
@@ -187,13 +201,9 @@ class HFBackend:
             pad_token_id=pad,
             eos_token_id=self.tok.eos_token_id,
             cache_implementation="static" if self.static_cache else None,
-            **self._adapter_kw([a for a, _ in prompts]),
+            **kw,
         )
-        new = gen[:, width:]
-        ended = (new == self.tok.eos_token_id).int()
-        # A row ends at its first end-of-turn token (counted); after it come only pads.
-        self.generated_tokens += int(torch.where(ended.any(1), ended.argmax(1) + 1, new.shape[1]).sum())
-        return self.tok.batch_decode(new, skip_special_tokens=True)
+        return gen[:, ids.shape[1] :]
 
     @torch.no_grad()
     def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
