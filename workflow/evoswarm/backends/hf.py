@@ -31,8 +31,9 @@ class HFBackend:
         self.peft = None  # the PeftModel holding every adapter, once one is added
         self.tok = tokenizer
         self.batch_size = batch_size
-        # A static KV cache lets transformers compile the decode step: 7x on an H100 for a mixed
-        # batch of 24 (bench/debate_throughput.py); each new batch shape compiles once.
+        # Greedy batches decode with a static KV cache in backends.decode (one CUDA graph replayed a
+        # step, nothing compiled: a new batch shape costs one capture, not a compile); sampled ones
+        # keep generate()'s dynamic cache (its static path compiles once per batch shape, in every job).
         self.static_cache = static_cache
         # False: PEFT's own mixed batches (the reference the stacked product is tested against).
         self.stacked_lora = stacked_lora
@@ -200,7 +201,7 @@ class HFBackend:
             top_k=None,
             pad_token_id=pad,
             eos_token_id=self.tok.eos_token_id,
-            cache_implementation="static" if self.static_cache else None,
+            cache_implementation="static" if self.static_cache and not sample else None,
             **kw,
         )
         return gen[:, ids.shape[1] :]
