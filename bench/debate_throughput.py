@@ -216,5 +216,6 @@ def main():
         if ours and peft:
             print(f"    ours / peft+static {ours / peft:.2f}x (goal >= 2)")
 
+
 if __name__ == "__main__":
     main()

@@ -48,7 +48,7 @@ def greedy_decode(
     out[:, :1] = token
     if max_new_tokens == 1:
         return out
-    ended = (token[:, 0] == eos_token_id) if eos_token_id is not None else torch.zeros(batch, dtype=torch.bool, device=device)
+    ended = token[:, 0] == (-1 if eos_token_id is None else eos_token_id)  # ids are >= 0: no row ends
     position = positions[:, -1:] + 1
     slot = torch.tensor([width], device=device)  # the cache slot of the token fed next
     keep = torch.cat([attention_mask.bool(), attention_mask.new_ones(batch, max_new_tokens, dtype=torch.bool)], 1)
