@@ -64,16 +64,9 @@ def _check(model, x, mask, new, **kw):
 
 @pytest.mark.parametrize("cache", ["dynamic", "static"])
 def test_greedy_decode_gives_generates_tokens(cache):
-    model, x, mask = _case(
-        "cpu",
-        vocab_size=512,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-    )
+    from support.qwen_style_model import SHAPES
+
+    model, x, mask = _case("cpu", **SHAPES["tiny"])
     kw = {"cache_implementation": "static"} if cache == "static" else {}
     _check(model, x, mask, 24, **kw)
 

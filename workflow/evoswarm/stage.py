@@ -18,10 +18,6 @@ from evoswarm.io import InputError
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# OpenMP threads sleep at a barrier instead of spinning (read when torch loads OpenMP, so set before it).
-# Same results; on a machine whose cores are shared, a spinning thread waits for its descheduled peer at
-# every op: persona training ran 7.5 s a step on 2 threads against 1.5 s so (load average 5 on 2 cores).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _claim_gpu_for_snakemake_job() -> None:
