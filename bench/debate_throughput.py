@@ -75,6 +75,17 @@ def bare(model):
             setattr(model.get_submodule(parent), child, layer)
 
 
+@contextlib.contextmanager
+def routed(stack, rows):
+    """The model with the stacked product installed and routed to `rows`' adapters."""
+    stack.install()
+    stack.route(rows)
+    try:
+        yield stack.model
+    finally:
+        stack.uninstall()
+
+
 def timed(fn, device):
     sync(device)
     t = time.perf_counter()
@@ -147,12 +158,8 @@ def main():
             return gen(model, ids, adapter_names=rows, cache_implementation="static")
 
         def stacked_static(stack=stacked):
-            stack.install()
-            stack.route(rows)
-            try:
-                return gen(stack.model, ids, cache_implementation="static")
-            finally:
-                stack.uninstall()
+            with routed(stack, rows) as m:
+                return gen(m, ids, cache_implementation="static")
 
         def no_lora_static():
             with bare(model) as m:
@@ -162,12 +169,8 @@ def main():
             return greedy_decode(m, ids, torch.ones_like(ids), a.new_tokens, None, 0).numel()
 
         def stacked_graph():
-            stacked.install()
-            stacked.route(rows)
-            try:
-                return graph(stacked.model)
-            finally:
-                stacked.uninstall()
+            with routed(stacked, rows) as m:
+                return graph(m)
 
         def no_lora_graph():
             with bare(model) as m:
