@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from evoswarm.base_model import QWEN3_4B_SHAPE
+from evoswarm.model.base import QWEN3_4B_SHAPE
 
 QWEN3_4B = {**QWEN3_4B_SHAPE, "rope_theta": 5_000_000.0}
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

@@ -12,7 +12,7 @@ import time
 
 import torch
 from common import QWEN3_4B
-from evoswarm.crossover import crossover_svd
+from evoswarm.evolve.crossover import crossover_svd
 
 
 def shapes():

@@ -43,7 +43,7 @@ def build(a, device, dtype):
         with torch.device(device):
             base = Qwen3ForCausalLM(qwen3_4b_config()).to(dtype)
     else:
-        from evoswarm.base_model import read_manifest
+        from evoswarm.model.base import read_manifest
 
         base = AutoModelForCausalLM.from_pretrained(read_manifest(a.base)["path"], dtype=dtype).to(device)
     base.eval()

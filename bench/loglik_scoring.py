@@ -22,7 +22,7 @@ from common import TARGETS, qwen3_4b_config, randomise_lora, sync
 def score_per_choice(be, requests) -> list[list[float]]:
     """The scorer before contexts were shared: one right-padded row per choice, context + continuation."""
     from evoswarm.backends import encode_pair, fit_prompt
-    from evoswarm.prompts import render
+    from evoswarm.protocol.chat import render
 
     rows = []
     for i, r in enumerate(requests):
@@ -95,7 +95,8 @@ def timed(fn, requests, device: str, repeats: int):
 def main():
     from evoswarm.backends.hf import HFBackend
     from evoswarm.config import load_config
-    from evoswarm.debate import Agent, DebateSettings, run_debate
+    from evoswarm.debate.agents import Agent
+    from evoswarm.debate.loop import DebateSettings, run_debate
     from evoswarm.io import read_jsonl
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -25,8 +25,9 @@ gpu_pool.claim(owner=a.name)
 import torch  # noqa: E402
 import yaml  # noqa: E402
 from evoswarm.backends import make_backend  # noqa: E402
-from evoswarm.debate import Agent, DebateSettings, run_debate  # noqa: E402
-from evoswarm.population import load_items  # noqa: E402
+from evoswarm.debate.agents import Agent  # noqa: E402
+from evoswarm.debate.loop import DebateSettings, run_debate  # noqa: E402
+from evoswarm.world.items import load_items  # noqa: E402
 
 start = time.time()
 # The keys the hf backend reads, set here: loading a config validates it, which needs jsonschema.

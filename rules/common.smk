@@ -13,7 +13,7 @@ from evoswarm.config import (
     study_arms,
     validate,
 )
-from evoswarm.debate import shard_bounds
+from evoswarm.debate.shards import shard_bounds
 from evoswarm.io import InputError, read_jsonl
 
 # Fails in the first second on an unknown or mistyped key or a bad value: one line naming the key and

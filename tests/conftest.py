@@ -33,8 +33,8 @@ def smoke_config():
 
 def build_base(config: dict, out: Path) -> Path:
     """The config's embedded base, built into `out` (the data paths are the repo's)."""
-    from evoswarm.base_model import build_embedded
     from evoswarm.config import stage_config
+    from evoswarm.model.base import build_embedded
 
     cwd = os.getcwd()
     os.chdir(REPO)
@@ -58,9 +58,9 @@ def tiny_base(tmp_path_factory, smoke_config):
 
 
 def train(base, persona, out, config, seed=1, **overrides):
-    from evoswarm.adapters import base_identity, write_lineage
-    from evoswarm.base_model import read_manifest
-    from evoswarm.training import train_lora
+    from evoswarm.model.adapters import base_identity, write_lineage
+    from evoswarm.model.base import read_manifest
+    from evoswarm.model.training import train_lora
 
     p = next(p for p in config["personas"] if p["name"] == persona)
     tcfg = {**config["training"], **p.get("training", {}), **overrides}

@@ -15,9 +15,10 @@ from evoswarm.backends import GenRequest, ScoreRequest
 from evoswarm.backends.hf import HFBackend
 from evoswarm.backends.openai import OpenAIBackend, ServerError
 from evoswarm.backends.server import make_server
+from evoswarm.debate.agents import load_agents
 from evoswarm.io import read_jsonl
-from evoswarm.population import load_agents
-from evoswarm.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, chat, turn_prompt
+from evoswarm.protocol.chat import chat
+from evoswarm.protocol.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, turn_prompt
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +125,7 @@ def test_prompts_longer_than_the_context_are_truncated_and_counted(backend):
 
 
 def test_smoke_debate_through_serve_and_openai_matches_hf(backend, server, tiny_base, tiny_adapters, smoke_config):
-    from evoswarm.debate import DebateSettings, run_debate
+    from evoswarm.debate.loop import DebateSettings, run_debate
 
     items = read_jsonl(REPO / "data/tasks/dev.jsonl")[:6]
     s = DebateSettings.from_config(smoke_config["debate"], "choice", seed=3)
@@ -299,7 +300,8 @@ def test_debate_stage_refuses_an_empty_question(tmp_path, tiny_base, smoke_confi
 
 def test_truncation_keeps_the_system_prompt_and_question_and_cuts_the_peers(backend, server, capsys):
     from evoswarm.backends import fit_prompt
-    from evoswarm.prompts import DEBATE_RULES, PeerAnswer, render
+    from evoswarm.protocol.chat import render
+    from evoswarm.protocol.prompts import DEBATE_RULES, PeerAnswer
 
     system, question = "You are the critic. Check every step.", "What is 17 + 25?"
     peers = [PeerAnswer(f"agent{i}", "42", 0.9, "because " + "numbers add up " * 60) for i in range(3)]

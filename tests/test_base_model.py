@@ -4,8 +4,8 @@ import json
 import shutil
 
 import pytest
-from evoswarm.base_model import load_base, read_manifest, resolve_external
 from evoswarm.io import InputError
+from evoswarm.model.base import load_base, read_manifest, resolve_external
 
 
 def test_tokenizer_round_trip_and_chat_template(tiny_base):
@@ -105,8 +105,8 @@ def test_qwen3_4b_shaped_folder_loads_through_the_base_stage(tiny_base, smoke_co
     import shutil
 
     import torch
-    from evoswarm.base_model import QWEN3_4B_SHAPE, load_base
-    from evoswarm.training import check_targets
+    from evoswarm.model.base import QWEN3_4B_SHAPE, load_base
+    from evoswarm.model.training import check_targets
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     folder = tmp_path / "qwen3-4b-shaped"

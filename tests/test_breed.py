@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 from evoswarm import stage
-from evoswarm.adapters import LINEAGE, WEIGHTS, base_identity, read_lineage, write_adapter, write_lineage
-from evoswarm.base_model import read_manifest
 from evoswarm.io import InputError, sha256_file
+from evoswarm.model.adapters import LINEAGE, WEIGHTS, base_identity, read_lineage, write_adapter, write_lineage
+from evoswarm.model.base import read_manifest
 from safetensors.torch import save_file
 
 REPO = Path(__file__).resolve().parent.parent

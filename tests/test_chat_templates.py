@@ -26,7 +26,7 @@ MISMATCHED = (
 def qwen_folder(tmp_path, template: str):
     """A model folder given as `base_model`, built like a published Qwen3 checkpoint (random tiny weights,
     Qwen's special tokens incl. <think>, the chat template named or given), resolved as the base stage does."""
-    from evoswarm.base_model import resolve_external
+    from evoswarm.model.base import resolve_external
     from support.qwen_style_model import build
 
     folder = build(tmp_path / "qwen3-style", "tiny", template)
@@ -40,9 +40,9 @@ def qwen_folder(tmp_path, template: str):
     [("instruct-2507", ""), ("thinking", "<think>\n\n</think>\n\n")],
 )
 def test_qwen3_templates_train_on_the_reply_the_model_continues(tmp_path, name, opener):
-    from evoswarm.base_model import load_tokenizer
-    from evoswarm.prompts import render
-    from evoswarm.training import reply_pairs
+    from evoswarm.model.base import load_tokenizer
+    from evoswarm.model.training import reply_pairs
+    from evoswarm.protocol.chat import render
     from trl.chat_template_utils import get_training_chat_template
 
     tok = load_tokenizer(qwen_folder(tmp_path, name))
@@ -61,8 +61,8 @@ def test_qwen3_templates_train_on_the_reply_the_model_continues(tmp_path, name, 
 
 
 def test_several_assistant_turns_give_one_example_each(tmp_path):
-    from evoswarm.base_model import load_tokenizer
-    from evoswarm.training import reply_pairs
+    from evoswarm.model.base import load_tokenizer
+    from evoswarm.model.training import reply_pairs
 
     tok = load_tokenizer(qwen_folder(tmp_path, "instruct-2507"))
     chat = {
@@ -78,7 +78,7 @@ def test_several_assistant_turns_give_one_example_each(tmp_path):
 
 def test_lora_trains_on_a_qwen3_thinking_template(smoke_config, tmp_path):
     """The first train_persona job of the real-model path: TRL alone refuses this template."""
-    from evoswarm.training import train_lora
+    from evoswarm.model.training import train_lora
 
     base = qwen_folder(tmp_path, "thinking")
     tcfg = {**smoke_config["training"], "max_steps": 3, "logging_steps": 1}
@@ -93,7 +93,7 @@ def test_lora_trains_on_a_qwen3_thinking_template(smoke_config, tmp_path):
 
 def test_a_template_that_cannot_isolate_the_reply_fails_in_one_line(smoke_config, tmp_path):
     from evoswarm.io import InputError
-    from evoswarm.training import train_lora
+    from evoswarm.model.training import train_lora
 
     base = qwen_folder(tmp_path, MISMATCHED)
     tcfg = {**smoke_config["training"], "max_steps": 1}

@@ -126,7 +126,7 @@ def largest_adapter_rank(config: dict) -> int:
     """The largest LoRA rank a run can produce: the personas', then each generation's children bred from
     parents of the largest rank so far ('sum' grows every generation)."""
     from evoswarm.config import persona_training
-    from evoswarm.crossover import child_rank
+    from evoswarm.evolve.crossover import child_rank
 
     evo = config["evolution"]
     rank = max(persona_training(config, p)["r"] for p in config["personas"])

@@ -115,9 +115,9 @@ def test_evolution_choices_that_fit():
 @pytest.mark.parametrize(
     "path, registry",
     [
-        ("blend.properties.mode", "evoswarm.selection:BLEND"),
-        ("selection", "evoswarm.selection:SELECTION"),
-        ("crossover", "evoswarm.crossover:CROSSOVER"),
+        ("blend.properties.mode", "evoswarm.evolve.selection:BLEND"),
+        ("selection", "evoswarm.evolve.selection:SELECTION"),
+        ("crossover", "evoswarm.evolve.crossover:CROSSOVER"),
     ],
 )
 def test_schema_choices_are_the_registries(path, registry):

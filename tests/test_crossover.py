@@ -5,10 +5,10 @@ import random
 
 import pytest
 import torch
-from evoswarm.adapters import read_adapter
-from evoswarm.crossover import child_rank, crossover_adapters, crossover_cat, crossover_naive_ab, crossover_svd
+from evoswarm.evolve.crossover import child_rank, crossover_adapters, crossover_cat, crossover_naive_ab, crossover_svd
+from evoswarm.evolve.mutation import gaussian_noise, mutate, partial_reinit
 from evoswarm.io import InputError
-from evoswarm.mutation import gaussian_noise, mutate, partial_reinit
+from evoswarm.model.adapters import read_adapter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,7 +68,7 @@ def adapter(r, alpha, seed):
 def test_task_arithmetic_is_the_weighted_sum_of_deltas():
     """Weights that do not sum to 1 (the task_arithmetic blend): cat, and svd at child_rank 'sum', give
     Σ w_k s_k B_k A_k exactly; svd at 'max' gives its best rank-max approximation."""
-    from evoswarm.selection import blend_weights
+    from evoswarm.evolve.selection import blend_weights
 
     blend = {"mode": "task_arithmetic", "scale_low": 0.5, "scale_high": 1.0}
     drawn = blend_weights(["x", "y"], {"x": 0.5, "y": 0.5}, random.Random(0), blend)
@@ -114,7 +114,7 @@ def test_naive_ab_is_not_the_blended_delta():
 
 def test_matches_peft_add_weighted_adapter_svd(tiny_base, tiny_adapters):
     """Our factored svd crossover equals PEFT's svd combination (which forms ΔW) where scalings agree."""
-    from evoswarm.base_model import read_manifest
+    from evoswarm.model.base import read_manifest
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -149,7 +149,7 @@ def test_parents_must_match_modules_and_shapes():
 
 
 def test_nan_adapters_are_rejected(tmp_path):
-    from evoswarm.adapters import write_adapter
+    from evoswarm.model.adapters import write_adapter
 
     m = "base_model.model.model.layers.0.self_attn.q_proj"
     write_adapter(

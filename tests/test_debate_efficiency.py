@@ -2,9 +2,10 @@
 generated tokens) and per generation in the report, on a scripted debate whose answers are known."""
 
 import pytest
-from evoswarm.debate import Agent, DebateSettings, agreed_round, run_debate
+from evoswarm.debate.agents import Agent
+from evoswarm.debate.loop import DebateSettings, agreed_round, run_debate
 from evoswarm.io import write_jsonl
-from evoswarm.report import Efficiency, debate_efficiency, efficiency_section
+from evoswarm.report.build import Efficiency, debate_efficiency, efficiency_section
 
 CHOICES = ["7", "8"]
 ITEMS = [{"id": q, "question": f"question {q}?", "choices": CHOICES, "answer": "7"} for q in ("q1", "q2", "q3", "q4")]

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 from conftest import REPO
-from evoswarm.debate import DebateSettings, judge_agent, run_debate
+from evoswarm.debate.loop import DebateSettings, judge_agent, run_debate
 
 TOPIC = "Is a shorter work week good for the economy?"
 
@@ -27,7 +27,7 @@ class CallCounter:
 @pytest.fixture(scope="module")
 def debate(tiny_base, tiny_adapters, smoke_config):
     from evoswarm.backends.hf import HFBackend
-    from evoswarm.population import load_agents
+    from evoswarm.debate.agents import load_agents
 
     backend = HFBackend.from_base(str(tiny_base), smoke_config)
     agents = load_agents(backend, str(tiny_base), [str(p) for p in tiny_adapters.values()])
@@ -38,7 +38,7 @@ def debate(tiny_base, tiny_adapters, smoke_config):
 
 
 def test_langgraph_streams_each_turn_and_gives_the_builtin_transcript(debate):
-    from evoswarm.debate_graph import stream_debate
+    from evoswarm.debate.graph import stream_debate
 
     backend, agents, item, s = debate
     judge = judge_agent({"judge": True})
@@ -56,7 +56,7 @@ def test_langgraph_streams_each_turn_and_gives_the_builtin_transcript(debate):
 
 
 def test_langgraph_without_a_judge_ends_at_the_vote(debate):
-    from evoswarm.debate_graph import stream_debate
+    from evoswarm.debate.graph import stream_debate
 
     backend, agents, item, s = debate
     _, votes = run_debate(backend, agents[:1], [item], s)

@@ -8,7 +8,7 @@ import runpy
 import pytest
 from conftest import REPO, run_snakemake
 from evoswarm.config import stage_config
-from evoswarm.debate import merge_shards, shard_bounds
+from evoswarm.debate.shards import merge_shards, shard_bounds
 from evoswarm.io import InputError, read_jsonl
 
 DEBATE = runpy.run_path(str(REPO / "workflow/scripts/debate.py"), run_name="debate_stage")["main"]

@@ -74,7 +74,7 @@ def test_greedy_decode_gives_generates_tokens(cache):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA graph: run on a CUDA machine")
 def test_the_replayed_cuda_graph_gives_eager_generates_tokens():
     """Qwen3-4B widths (2 layers) in fp32 on the GPU (no TF32): the graph's tokens equal eager generate()'s."""
-    from evoswarm.base_model import QWEN3_4B_SHAPE
+    from evoswarm.model.base import QWEN3_4B_SHAPE
 
     torch.backends.cuda.matmul.allow_tf32 = False
     model, x, mask = _case("cuda", **{**QWEN3_4B_SHAPE, "num_hidden_layers": 2})

@@ -29,15 +29,15 @@ def evaluate_stage():
 @pytest.fixture(scope="module")
 def loaded_lm(tiny_base, tiny_adapters, smoke_config):
     """lm-eval's model as the evaluation jobs load it: the base once, both adapters in one PeftModel."""
-    from evoswarm.base_model import read_manifest
-    from evoswarm.evaluation import load_lm_eval_model
+    from evoswarm.evaluate.harness import load_lm_eval_model
+    from evoswarm.model.base import read_manifest
 
     adapters = {name: str(a) for name, a in tiny_adapters.items()}
     return load_lm_eval_model(read_manifest(str(tiny_base))["path"], adapters, smoke_config, 4)
 
 
 def test_lm_eval_twice_gives_the_same_number(evaluate_stage, loaded_lm, tiny_base, tiny_adapters, smoke_config):
-    from evoswarm.population import load_items
+    from evoswarm.world.items import load_items
 
     items = load_items(str(REPO / "data/tasks/test.jsonl"), 12)
     critic = str(tiny_adapters["critic"])
@@ -51,8 +51,9 @@ def test_lm_eval_agrees_with_the_debate_scorer(evaluate_stage, loaded_lm, tiny_b
     """lm-eval's multiple_choice acc (on the model loaded once) and our loglik round-1 answers pick the same
     choices, adapter by adapter: a member's solo answers are round 1 of the debate."""
     from evoswarm.backends.hf import HFBackend
-    from evoswarm.debate import DebateSettings, run_debate
-    from evoswarm.population import load_agents, load_items
+    from evoswarm.debate.agents import load_agents
+    from evoswarm.debate.loop import DebateSettings, run_debate
+    from evoswarm.world.items import load_items
 
     items = load_items(str(REPO / "data/tasks/test.jsonl"), 12)
     be = HFBackend.from_base(str(tiny_base), smoke_config)
@@ -104,7 +105,7 @@ def test_a_target_that_succeeds_on_retry_drops_its_failure_record(evaluate_stage
 
 def test_task_file_missing_fields_names_file_and_line(tmp_path):
     from evoswarm.io import InputError
-    from evoswarm.population import load_items
+    from evoswarm.world.items import load_items
 
     p = tmp_path / "t.jsonl"
     p.write_text('{"id": "a", "question": "q", "answer": "1", "choices": ["1", "2"]}\n{"id": "b", "question": "q"}\n')
@@ -119,8 +120,8 @@ def test_task_file_missing_fields_names_file_and_line(tmp_path):
 )
 @settings(max_examples=200, deadline=None)
 def test_majority_ignores_sample_order_and_abstentions(answers, seed, data):
-    from evoswarm.evaluation import seeded_majority
-    from evoswarm.parsing import normalize_answer
+    from evoswarm.evaluate.harness import seeded_majority
+    from evoswarm.protocol.parsing import normalize_answer
 
     shuffled = data.draw(st.permutations(answers))
     winner, counts = seeded_majority(answers, seed, "q1")
@@ -133,7 +134,7 @@ def test_majority_ignores_sample_order_and_abstentions(answers, seed, data):
 
 
 def test_majority_ties_go_by_seed_not_by_order():
-    from evoswarm.evaluation import seeded_majority
+    from evoswarm.evaluate.harness import seeded_majority
 
     winners = {seeded_majority(["x", "y"], seed, "q1")[0] for seed in range(40)}
     assert winners == {"x", "y"}  # a hash of the seed decides, not which answer came first
@@ -143,7 +144,7 @@ def test_majority_ties_go_by_seed_not_by_order():
 def test_counting_backend_counts_new_tokens_and_scored_continuations():
     """Without a count of its own, the backend's text after the forced prefix is counted by the tokenizer."""
     from evoswarm.backends import GenRequest, ScoreRequest
-    from evoswarm.evaluation import CountingBackend
+    from evoswarm.evaluate.harness import CountingBackend
 
     class Echo:
         def generate(self, requests):
@@ -224,8 +225,9 @@ def run_target(evaluate_stage, config, target, base, tmp_path, adapters=(), fitn
 
 
 def test_base_sc_samples_k_generated_turns_per_item(evaluate_stage, recorders, tiny_base, smoke_config, tmp_path):
-    from evoswarm.population import load_items
-    from evoswarm.prompts import chat, turn_prompt
+    from evoswarm.protocol.chat import chat
+    from evoswarm.protocol.prompts import turn_prompt
+    from evoswarm.world.items import load_items
 
     cfg = eval_config(smoke_config, self_consistency_k=3, self_consistency_temperature=1.0)
     res = run_target(evaluate_stage, cfg, "base-sc", tiny_base, tmp_path)
@@ -249,8 +251,9 @@ def test_base_sc_at_temperature_zero_is_the_greedy_round_one_answer(
     evaluate_stage, recorders, tiny_base, smoke_config, tmp_path
 ):
     from evoswarm.backends.hf import HFBackend
-    from evoswarm.debate import Agent, DebateSettings, run_debate
-    from evoswarm.population import load_items
+    from evoswarm.debate.agents import Agent
+    from evoswarm.debate.loop import DebateSettings, run_debate
+    from evoswarm.world.items import load_items
 
     cfg = eval_config(smoke_config, self_consistency_k=2, self_consistency_temperature=0.0)
     res = run_target(evaluate_stage, cfg, "base-sc", tiny_base, tmp_path)
@@ -291,7 +294,7 @@ def test_generation_jobs_write_every_target_with_its_budget(
     JSON with its budget: lm-eval one call and all choices per item, nothing generated; a debate more on
     every count; team-vote what round 1 of the generation-0 debate cost. The log tells progress and ETA."""
     from evoswarm.config import stage_config
-    from evoswarm.population import load_items
+    from evoswarm.world.items import load_items
 
     cfg = eval_config(smoke_config)
     items = load_items(TEST, 4)
@@ -339,7 +342,7 @@ def test_team_vote_is_round_one_of_the_generation_debate(evaluate_stage, tiny_ba
     """Read off the two-round debate, team-vote gives what a debate of one round (same seed) gives, item by
     item, at that debate's cost; with a judge, the judge over the round-1 turns (one more call per item)."""
     from evoswarm.config import stage_config
-    from evoswarm.population import load_items
+    from evoswarm.world.items import load_items
 
     cfg = eval_config(smoke_config)
     cfg["debate"]["judge"] = judge
@@ -370,8 +373,8 @@ def test_lm_eval_with_the_base_loaded_once_scores_as_one_model_per_target(
     """Both adapters in one PeftModel on one HFLM, switched per target, give lm-eval's own per-target
     results (base + `peft=` from model_args): the same answers, the same accuracy."""
     import torch
-    from evoswarm.evaluation import use_adapter
-    from evoswarm.population import load_items
+    from evoswarm.evaluate.harness import use_adapter
+    from evoswarm.world.items import load_items
 
     items = load_items(TEST, 12)
     adapters = {name: str(a) for name, a in tiny_adapters.items()}

@@ -6,9 +6,9 @@ import pytest
 import yaml
 from conftest import REPO, run_snakemake
 from evoswarm.config import study_arms, validate
+from evoswarm.evolve.lamarck import LAMARCK, distill_chats, persona_sft
+from evoswarm.evolve.selection import SURVIVAL, per_skill, select
 from evoswarm.io import InputError, read_jsonl
-from evoswarm.lamarck import LAMARCK, distill_chats, persona_sft
-from evoswarm.selection import SURVIVAL, per_skill, select
 from test_config import base_config
 
 FIT = {"a": 0.9, "b": 0.8, "c": 0.3, "d": 0.1}

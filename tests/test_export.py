@@ -9,8 +9,8 @@ import shutil
 import pytest
 import torch
 from conftest import REPO, run_snakemake
-from evoswarm.adapters import LINEAGE, WEIGHTS
 from evoswarm.cli import main as cli
+from evoswarm.model.adapters import LINEAGE, WEIGHTS
 
 PROMPTS = ["What is 27 + 5? Answer with the number.", "Which word is a fruit: hammer, apple, red?"]
 
@@ -91,7 +91,7 @@ def test_a_folder_in_the_way_is_left_alone(tiny_base, tiny_adapters, tmp_path):
 
 def test_an_adapter_of_another_base_is_refused(tiny_base, tiny_adapters, tmp_path):
     """Another base (other weights and shapes): refused for its base, named, before any module is compared."""
-    from evoswarm.base_model import build_model, resolve_external
+    from evoswarm.model.base import build_model, resolve_external
     from transformers import AutoTokenizer
 
     weights = tmp_path / "other-model"

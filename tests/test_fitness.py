@@ -3,18 +3,8 @@ import math
 import random
 
 import pytest
-from evoswarm.debate import revote
-from evoswarm.fitness import (
-    answer_novelty,
-    cached,
-    combine,
-    embedding_novelty,
-    floored,
-    leave_one_out,
-    part_floors,
-    rank,
-    shapley,
-)
+from evoswarm.evolve.cooperation import cached, leave_one_out, revote, shapley
+from evoswarm.evolve.fitness import answer_novelty, combine, embedding_novelty, floored, part_floors, rank
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

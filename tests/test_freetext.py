@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import REPO, run_snakemake
 from evoswarm.config import evaluation_targets, load_config
-from evoswarm.scoring import SCORERS, squad_normalize
+from evoswarm.protocol.scoring import SCORERS, squad_normalize
 
 FREETEXT = REPO / "configs" / "freetext.yaml"
 R = "results-freetext"

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from evoswarm.adapters import CONFIG, LINEAGE, WEIGHTS, read_adapter, read_lineage
-from evoswarm.base_model import build_embedded
 from evoswarm.config import load_config, stage_config
 from evoswarm.io import InputError, read_jsonl
-from evoswarm.population import load_items
-from evoswarm.training import load_chats
+from evoswarm.model.adapters import CONFIG, LINEAGE, WEIGHTS, read_adapter, read_lineage
+from evoswarm.model.base import build_embedded
+from evoswarm.world.chats import load_chats
+from evoswarm.world.items import load_items
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file

@@ -8,9 +8,10 @@ import pytest
 from conftest import REPO
 from evoswarm.backends import ScoreRequest
 from evoswarm.backends.hf import HFBackend
+from evoswarm.debate.agents import load_agents
 from evoswarm.io import read_jsonl
-from evoswarm.population import load_agents
-from evoswarm.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, DEBATE_RULES, PeerAnswer, chat, render, turn_prompt
+from evoswarm.protocol.chat import chat, render
+from evoswarm.protocol.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, DEBATE_RULES, PeerAnswer, turn_prompt
 
 sys.path.insert(0, str(REPO / "bench"))
 from loglik_scoring import score_per_choice  # noqa: E402

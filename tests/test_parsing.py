@@ -1,5 +1,5 @@
-from evoswarm.parsing import match_choice, parse_turn
-from evoswarm.scoring import weighted_vote
+from evoswarm.protocol.parsing import match_choice, parse_turn
+from evoswarm.protocol.scoring import weighted_vote
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from conftest import REPO, SMOKE
 from evoswarm.config import members, stage_config, validate
-from evoswarm.evaluation import result_json
+from evoswarm.evaluate.harness import result_json
 from evoswarm.io import InputError, write_json, write_jsonl, write_text
 from evoswarm.layout import eval_failure, report_files
-from evoswarm.report import build, to_html, to_markdown
+from evoswarm.report.build import build, to_html, to_markdown
 
 SKILLS = ["arithmetic", "sequence", "category"]
 TEST_ITEMS = [(f"t{i:02d}", SKILLS[i % 3]) for i in range(12)]

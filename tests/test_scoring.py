@@ -5,8 +5,8 @@ import pytest
 import yaml
 from evoswarm.config import SCHEMA_PATH
 from evoswarm.io import InputError
-from evoswarm.population import load_items
-from evoswarm.scoring import FREE_TEXT, SCORERS, squad_normalize, vote_key, weighted_vote
+from evoswarm.protocol.scoring import FREE_TEXT, SCORERS, squad_normalize, vote_key, weighted_vote
+from evoswarm.world.items import load_items
 
 
 def test_schema_scorers_are_the_registry():

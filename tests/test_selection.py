@@ -3,7 +3,7 @@ import random
 
 import pytest
 from evoswarm.config import validate
-from evoswarm.selection import blend_weights, fitness_weights, select
+from evoswarm.evolve.selection import blend_weights, fitness_weights, select
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_config import base_config

@@ -9,13 +9,14 @@ from conftest import REPO
 from evoswarm.backends import GenRequest
 from evoswarm.backends.hf import HFBackend
 from evoswarm.io import read_jsonl
-from evoswarm.prompts import ANSWER_PREFIX, chat, render, turn_prompt
+from evoswarm.protocol.chat import chat, render
+from evoswarm.protocol.prompts import ANSWER_PREFIX, turn_prompt
 
 
 def _random_adapter(base_dir, out, seed, **lora):
     """A PEFT adapter with random (non-zero) factors, saved as PEFT saves it."""
-    from evoswarm.base_model import load_base
     from evoswarm.config import load_config
+    from evoswarm.model.base import load_base
     from peft import LoraConfig, get_peft_model
 
     model, _ = load_base(base_dir, load_config(REPO / "configs/smoke.yaml"))
@@ -239,7 +240,7 @@ def test_bf16_on_a_gpu_errs_no_more_than_peft():
     import copy
 
     from evoswarm.backends.stacked_lora import StackedAdapters
-    from evoswarm.base_model import QWEN3_4B_SHAPE
+    from evoswarm.model.base import QWEN3_4B_SHAPE
     from peft import LoraConfig, get_peft_model
     from transformers import Qwen3Config, Qwen3ForCausalLM
 

@@ -5,7 +5,7 @@ import random
 
 import pytest
 from evoswarm.io import InputError
-from evoswarm.stats import (
+from evoswarm.report.stats import (
     NO_EVIDENCE,
     Estimate,
     Scored,

@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import REPO, train
 from evoswarm.io import InputError, sha256_file
-from evoswarm.training import load_chats
+from evoswarm.world.chats import load_chats
 
 
 def test_same_seed_same_adapter_bytes(tiny_base, tiny_adapters, smoke_config, tmp_path):
@@ -109,7 +109,9 @@ def test_stages_that_touch_no_weights_never_import_torch():
     import sys
 
     code = (
-        "import sys; from evoswarm import stage, adapters, lamarck, selection, fitness, report; "
+        "import sys; from evoswarm import stage; from evoswarm.model import adapters; "
+        "from evoswarm.evolve import lamarck, selection, fitness; "
+        "from evoswarm.report import build; "
         "stage.set_threads(1); print('torch' in sys.modules); import torch; print(torch.get_num_threads())"
     )
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # torch alone would take every core

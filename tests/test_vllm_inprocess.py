@@ -12,12 +12,13 @@ import pytest
 import torch
 import yaml
 from conftest import REPO
-from evoswarm.adapters import read_adapter, read_lineage, write_adapter
 from evoswarm.backends import GenRequest, ScoreRequest
 from evoswarm.backends.hf import HFBackend
 from evoswarm.config import stage_config
 from evoswarm.io import read_jsonl
-from evoswarm.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, chat, turn_prompt
+from evoswarm.model.adapters import read_adapter, read_lineage, write_adapter
+from evoswarm.protocol.chat import chat
+from evoswarm.protocol.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, turn_prompt
 
 # float32 on both sides, so only the order of sums differs (vLLM's CPU kernels and LoRA ops against torch's
 # and PEFT's). Measured: 2.4e-6 at most on summed log-probabilities; confidences (4 places) identical.

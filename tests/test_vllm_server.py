@@ -18,14 +18,15 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import REPO
-from evoswarm.adapters import factors_to_tensors, lora_factors, read_adapter, read_lineage, write_adapter
 from evoswarm.backends import GenRequest, ScoreRequest
 from evoswarm.backends.hf import HFBackend
 from evoswarm.backends.openai import OpenAIBackend, ServerError
-from evoswarm.crossover import crossover_adapters
+from evoswarm.debate.agents import load_agents
+from evoswarm.evolve.crossover import crossover_adapters
 from evoswarm.io import read_jsonl
-from evoswarm.population import load_agents
-from evoswarm.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, chat, turn_prompt
+from evoswarm.model.adapters import factors_to_tensors, lora_factors, read_adapter, read_lineage, write_adapter
+from evoswarm.protocol.chat import chat
+from evoswarm.protocol.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, turn_prompt
 
 MAX_LORA_RANK = 8  # the personas' ranks are 8 and 4
 # Measured on 12 dev items x (base, critic, ideator): greedy texts identical 36/36, scores within 5e-6

@@ -7,9 +7,11 @@ import random
 
 import pytest
 from conftest import REPO
-from evoswarm.debate import Agent, DebateSettings, final_turns, judge_agent, rejudge, revote, run_debate
+from evoswarm.debate.agents import Agent
+from evoswarm.debate.loop import DebateSettings, judge_agent, run_debate
+from evoswarm.evolve.cooperation import final_turns, rejudge, revote
 from evoswarm.io import read_jsonl
-from evoswarm.scoring import seeded_hash, weighted_vote
+from evoswarm.protocol.scoring import seeded_hash, weighted_vote
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -119,7 +121,8 @@ def judged(tiny_base, tiny_adapters, smoke_config):
 
     from evoswarm.backends.hf import HFBackend
     from evoswarm.config import stage_config
-    from evoswarm.population import load_agents, load_items
+    from evoswarm.debate.agents import load_agents
+    from evoswarm.world.items import load_items
 
     config = stage_config({**smoke_config, "debate": {**smoke_config["debate"], "judge": True}}, "fitness")
     backend = HFBackend.from_base(str(tiny_base), config)

@@ -44,7 +44,7 @@ def test_bred_adapters_load_in_peft(smoke_run):
 def test_export_writes_each_generations_best_agent_as_a_standalone_model(smoke_run):
     """`snakemake export` (not part of `all`) on the finished run: each generation's fittest agent merged
     into the base, loadable without PEFT, its card naming the adapter's sha256."""
-    from evoswarm.selection import best_agent
+    from evoswarm.evolve.selection import best_agent
     from transformers import AutoModelForCausalLM
 
     run_snakemake(smoke_run, "--cores", "2", "export")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from evoswarm.io import InputError
-from evoswarm.world import FREETEXT_SKILLS, PERSONAS, SKILLS, content_key, freetext_content_key, generate
+from evoswarm.world.generator import FREETEXT_SKILLS, PERSONAS, SKILLS, content_key, freetext_content_key, generate
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def test_generator_is_deterministic_and_seeded():
 
 
 def test_committed_world_is_the_generators_output():
-    """data/ must be regenerated (python -m evoswarm.world --out data) whenever the generator changes."""
+    """data/ must be regenerated (python -m evoswarm.world.generator --out data) whenever the generator changes."""
     for rel, rows in generate(0).items():
         assert _read(rel) == rows, rel
 
@@ -125,7 +125,7 @@ def test_persona_sets_specialise_and_include_later_rounds():
 def test_free_text_held_out_problems_are_not_trained_on(held):
     """The free-text family: no dev/test problem (its words, whatever the template) in train or in the
     persona SFT data; dev and test disjoint; no choices; every gold answer has words to score."""
-    from evoswarm.scoring import squad_normalize
+    from evoswarm.protocol.scoring import squad_normalize
 
     items = _read(f"tasks/freetext/{held}.jsonl")
     keys = [freetext_content_key(it) for it in items]

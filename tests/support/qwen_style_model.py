@@ -35,7 +35,7 @@ QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</thi
 
 
 def qwen_tokenizer(chat_template: str, vocab_size: int = 4096):
-    from evoswarm.base_model import build_tokenizer
+    from evoswarm.model.base import build_tokenizer
 
     texts = (REPO / "data/corpus/corpus.txt").read_text(encoding="utf-8").splitlines()
     return build_tokenizer(texts, vocab_size, QWEN_SPECIAL, chat_template, model_max_length=32768)
@@ -52,7 +52,7 @@ def build(
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     if shape == "qwen3-4b":
-        from evoswarm.base_model import QWEN3_4B_SHAPE
+        from evoswarm.model.base import QWEN3_4B_SHAPE
 
         dims = {**QWEN3_4B_SHAPE, "rope_theta": 5_000_000.0}
     else:

@@ -24,15 +24,15 @@ def _config(path: str) -> dict:
 def cmd_debate(a) -> None:
     from evoswarm.backends import make_backend
     from evoswarm.config import stage_config
-    from evoswarm.debate import DebateSettings, judge_agent, run_debate
+    from evoswarm.debate.agents import load_agents
+    from evoswarm.debate.loop import DebateSettings, judge_agent, run_debate
     from evoswarm.io import InputError
-    from evoswarm.population import load_agents
 
     if not a.topic.strip():
         raise InputError("--topic is empty")
     if a.engine == "langgraph":
         try:
-            from evoswarm.debate_graph import stream_debate
+            from evoswarm.debate.graph import stream_debate
         except ModuleNotFoundError as e:
             if not (e.name or "").startswith("langgraph"):
                 raise
@@ -97,8 +97,8 @@ def _check_topic_fits(topic: str, backend, max_new_tokens: int) -> None:
 def cmd_serve(a) -> None:
     from evoswarm.backends.hf import HFBackend
     from evoswarm.backends.server import make_server
-    from evoswarm.base_model import read_manifest
-    from evoswarm.population import load_agents
+    from evoswarm.debate.agents import load_agents
+    from evoswarm.model.base import read_manifest
 
     config = _config(a.config)
     backend = HFBackend.from_base(a.base, config)
@@ -119,14 +119,14 @@ def cmd_serve(a) -> None:
 
 
 def cmd_export(a) -> None:
-    from evoswarm.export import export_merged
+    from evoswarm.model.export import export_merged
 
     lineage = export_merged(a.base, a.adapter, a.out)
     print(f"{a.out}: {Path(a.adapter).name} (generation {lineage.get('generation')}) merged into {a.base}")
 
 
 def cmd_world(a) -> None:
-    from evoswarm.world import generate, write
+    from evoswarm.world.generator import generate, write
 
     write(generate(a.seed), Path(a.out))
     print(f"wrote the embedded world (seed {a.seed}) under {a.out}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from evoswarm.io import InputError, read_text
-from evoswarm.scoring import FREE_TEXT
+from evoswarm.protocol.scoring import FREE_TEXT
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 

@@ -12,11 +12,11 @@ import shutil
 from pathlib import Path
 
 from evoswarm import stage
-from evoswarm.adapters import factors_to_tensors, verify_adapter, write_adapter, write_lineage
-from evoswarm.base_model import read_manifest
-from evoswarm.crossover import crossover_adapters
+from evoswarm.evolve.crossover import crossover_adapters
+from evoswarm.evolve.mutation import mutate
 from evoswarm.io import InputError, atomic_path, read_json
-from evoswarm.mutation import mutate
+from evoswarm.model.adapters import factors_to_tensors, verify_adapter, write_adapter, write_lineage
+from evoswarm.model.base import read_manifest
 
 
 def main(config: dict, selection: str, parents_dir: str, slot: str, out: str, base: str) -> None:

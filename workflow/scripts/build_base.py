@@ -6,7 +6,7 @@ By hand: python workflow/scripts/build_base.py --config config.yaml --out result
 import argparse
 
 from evoswarm import stage
-from evoswarm.base_model import build_embedded, resolve_external
+from evoswarm.model.base import build_embedded, resolve_external
 
 
 def main(config: dict, corpus: str, format_chats: str, out: str) -> None:

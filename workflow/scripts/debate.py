@@ -16,9 +16,11 @@ from pathlib import Path
 from evoswarm import stage
 from evoswarm.backends import make_backend
 from evoswarm.config import derive_seed
-from evoswarm.debate import DebateSettings, judge_agent, run_debate, shard_bounds
+from evoswarm.debate.agents import load_agents
+from evoswarm.debate.loop import DebateSettings, judge_agent, run_debate
+from evoswarm.debate.shards import shard_bounds
 from evoswarm.io import InputError, write_jsonl
-from evoswarm.population import load_agents, load_items
+from evoswarm.world.items import load_items
 
 
 def main(

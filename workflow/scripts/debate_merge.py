@@ -1,5 +1,5 @@
 """Stage debate_merge (and debate_train_merge), with `debate.shards` > 1: join a debate's shards, in shard
-order, into the transcripts and votes the unsharded debate writes (evoswarm.debate.merge_shards).
+order, into the transcripts and votes the unsharded debate writes (evoswarm.debate.shards.merge_shards).
 
 By hand (the shards in order):
   python workflow/scripts/debate_merge.py --shards results/seed0/gen0/debate/shard{0,1}of2 --out results/my-debate
@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from evoswarm import stage
-from evoswarm.debate import merge_shards
+from evoswarm.debate.shards import merge_shards
 from evoswarm.io import read_jsonl, write_jsonl
 
 

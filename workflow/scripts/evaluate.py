@@ -34,11 +34,9 @@ import tempfile
 from pathlib import Path
 
 from evoswarm import stage
-from evoswarm.adapters import check_base, read_lineage
 from evoswarm.backends import make_backend
-from evoswarm.base_model import load_tokenizer, read_manifest
 from evoswarm.config import derive_seed
-from evoswarm.evaluation import (
+from evoswarm.evaluate.harness import (
     CountingBackend,
     accuracy,
     budget,
@@ -51,12 +49,14 @@ from evoswarm.evaluation import (
     seeded_majority,
     use_adapter,
 )
+from evoswarm.evolve.selection import best_adapter, best_agent
 from evoswarm.io import InputError, write_json
 from evoswarm.layout import eval_failure
-from evoswarm.population import load_items
+from evoswarm.model.adapters import check_base, read_lineage
+from evoswarm.model.base import load_tokenizer, read_manifest
 from evoswarm.progress import TargetsProgress
-from evoswarm.scoring import metric_name
-from evoswarm.selection import best_adapter, best_agent
+from evoswarm.protocol.scoring import metric_name
+from evoswarm.world.items import load_items
 
 
 def target_seed(config: dict, target: str) -> int:
@@ -95,7 +95,7 @@ def counting_backend(config, base, backend=None, on_call=None) -> CountingBacken
 
 
 def debate_settings(config, seed, rounds):
-    from evoswarm.debate import DebateSettings
+    from evoswarm.debate.loop import DebateSettings
 
     return dataclasses.replace(
         DebateSettings.from_config(config["debate"], config["tasks"]["scorer"], seed), rounds=rounds
@@ -104,8 +104,7 @@ def debate_settings(config, seed, rounds):
 
 def team_agents(backend, target, base, adapters=(), systems=None):
     """Generation adapters, or (prompt-vote) the base under each persona's system prompt with no adapter."""
-    from evoswarm.debate import Agent
-    from evoswarm.population import load_agents
+    from evoswarm.debate.agents import Agent, load_agents
 
     if adapters:
         return load_agents(backend, base, adapters)
@@ -137,7 +136,7 @@ def team_result(target, agents, items, per_item, turns, s, judge, budget, extra=
 def team(config, target, backend, agents, items, seed, rounds):
     """A team through the debate evaluator; the judge takes part as in the debate stage.
     Returns (result, transcripts)."""
-    from evoswarm.debate import judge_agent, run_debate
+    from evoswarm.debate.loop import judge_agent, run_debate
 
     s = debate_settings(config, seed, rounds)
     judge = judge_agent(config["debate"])
@@ -155,9 +154,9 @@ def first_round_vote(config, target, backend, agents, items, transcripts, debate
     judge's pick over them (asked now, with the debate's judge seed). Budget: round 1's model calls,
     tokens and continuations (CountingBackend.spent_on its prompts), plus this judge's: what a one-round
     debate costs."""
-    from evoswarm.debate import _judge, judge_agent
-    from evoswarm.prompts import PeerAnswer
-    from evoswarm.scoring import SCORERS, vote_key, weighted_vote
+    from evoswarm.debate.loop import judge_agent, judge_answers
+    from evoswarm.protocol.prompts import PeerAnswer
+    from evoswarm.protocol.scoring import SCORERS, vote_key, weighted_vote
 
     s = debate_settings(config, debate_seed, rounds=1)
     judge = judge_agent(config["debate"])
@@ -170,7 +169,7 @@ def first_round_vote(config, target, backend, agents, items, transcripts, debate
         generated = 0  # a one-round loglik debate without a judge generates no (unread) summaries
     if judge:
         before = (backend.generated_tokens, backend.scored_continuations)
-        picks = {q: j["answer"] for q, j in _judge(backend, judge, items, turns, s).items()}
+        picks = {q: j["answer"] for q, j in judge_answers(backend, judge, items, turns, s).items()}
         generated += backend.generated_tokens - before[0]
         scored += backend.scored_continuations - before[1]
     else:
@@ -195,8 +194,9 @@ def self_consistency(config, target, backend, items, seed, k):
     """k full round-1 turns of the base (no system prompt) sampled per item, each seeded; the majority of
     the parsed answers, whatever the debate's answer mode. Unparsed samples abstain."""
     from evoswarm.backends import GenRequest
-    from evoswarm.prompts import chat, turn_prompt
-    from evoswarm.scoring import SCORERS
+    from evoswarm.protocol.chat import chat
+    from evoswarm.protocol.prompts import turn_prompt
+    from evoswarm.protocol.scoring import SCORERS
 
     dcfg, ecfg = config["debate"], config["evaluation"]
     temperature, top_p = ecfg["self_consistency_temperature"], ecfg["self_consistency_top_p"]

@@ -9,8 +9,8 @@ By hand: python workflow/scripts/export_best.py --base results/base --adapters r
 import argparse
 
 from evoswarm import stage
-from evoswarm.export import export_merged
-from evoswarm.selection import best_adapter
+from evoswarm.evolve.selection import best_adapter
+from evoswarm.model.export import export_merged
 
 
 def main(base: str, adapters: list[str], fitness: str, out: str) -> None:

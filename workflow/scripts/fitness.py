@@ -16,22 +16,14 @@ from functools import cache
 from pathlib import Path
 
 from evoswarm import stage
-from evoswarm.adapters import read_lineage
 from evoswarm.config import derive_seed
-from evoswarm.debate import DebateSettings, final_turns, judge_agent, rejudge, revote, run_debate
-from evoswarm.fitness import (
-    COOPERATION,
-    SKILL_PREFIX,
-    answer_novelty,
-    cached,
-    combine,
-    embedding_novelty,
-    leave_one_out,
-    part_floors,
-    shapley,
-)
+from evoswarm.debate.agents import load_agents
+from evoswarm.debate.loop import DebateSettings, judge_agent, run_debate
+from evoswarm.evolve.cooperation import COOPERATION, cached, final_turns, leave_one_out, rejudge, revote, shapley
+from evoswarm.evolve.fitness import SKILL_PREFIX, answer_novelty, combine, embedding_novelty, part_floors
 from evoswarm.io import InputError, read_jsonl, write_text
-from evoswarm.population import load_agents, load_items
+from evoswarm.model.adapters import read_lineage
+from evoswarm.world.items import load_items
 
 COLUMNS = [
     "agent",

@@ -12,10 +12,10 @@ import shutil
 from pathlib import Path
 
 from evoswarm import stage
-from evoswarm.adapters import LINEAGE, read_lineage, write_lineage
 from evoswarm.config import derive_seed
+from evoswarm.evolve.lamarck import LAMARCK
 from evoswarm.io import atomic_path
-from evoswarm.lamarck import LAMARCK
+from evoswarm.model.adapters import LINEAGE, read_lineage, write_lineage
 
 DATA = "lamarck.jsonl"  # the chats the step trained on, kept beside the weights for audit
 
@@ -36,7 +36,7 @@ def main(config: dict, bred: str, out: str, base: str, transcripts: str | None =
                 (tmp / LINEAGE).write_text(json.dumps(lineage, indent=2, ensure_ascii=False) + "\n")
         print(f"{Path(out).name}: {lineage['operator']}, no Lamarckian step ({lcfg['step']}): copied")
         return
-    from evoswarm.training import train_lora
+    from evoswarm.model.training import train_lora
 
     tcfg = {
         **config["training"],

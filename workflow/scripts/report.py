@@ -8,7 +8,7 @@ import argparse
 
 from evoswarm import stage
 from evoswarm.io import write_text
-from evoswarm.report import build, to_html, to_markdown
+from evoswarm.report.build import build, to_html, to_markdown
 
 
 def main(config: dict, files: dict, benchmarks: str, html_out: str, md_out: str) -> None:

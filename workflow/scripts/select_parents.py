@@ -7,9 +7,9 @@ By hand: python workflow/scripts/select_parents.py --config config.yaml --fitnes
 import argparse
 
 from evoswarm import stage
-from evoswarm.fitness import read_fitness_csv, read_skill_accuracy
+from evoswarm.evolve.fitness import read_fitness_csv, read_skill_accuracy
+from evoswarm.evolve.selection import select
 from evoswarm.io import write_json
-from evoswarm.selection import select
 
 
 def main(config: dict, fitness: str, out: str, gen: int) -> None:

@@ -5,7 +5,7 @@ By hand (after the study's jobs ran): snakemake --configfile configs/study.yaml 
 
 from evoswarm import stage
 from evoswarm.io import write_text
-from evoswarm.study import study_rows, to_csv, to_markdown
+from evoswarm.report.study import study_rows, to_csv, to_markdown
 
 COMMAND = "snakemake --configfile configs/study.yaml --cores N"
 

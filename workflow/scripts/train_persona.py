@@ -8,11 +8,11 @@ import argparse
 from pathlib import Path
 
 from evoswarm import stage
-from evoswarm.adapters import base_identity, write_lineage
-from evoswarm.base_model import read_manifest
 from evoswarm.config import derive_seed, gen0_members, persona_training
 from evoswarm.io import atomic_path
-from evoswarm.training import train_lora
+from evoswarm.model.adapters import base_identity, write_lineage
+from evoswarm.model.base import read_manifest
+from evoswarm.model.training import train_lora
 
 
 def main(config: dict, slot: str, persona: dict, base: str, out: str) -> None:

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from evoswarm.prompts import middle_span
+from evoswarm.protocol.prompts import middle_span
 
 
 @dataclass(frozen=True)

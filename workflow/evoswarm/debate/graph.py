@@ -17,14 +17,14 @@ from typing import Annotated, TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from evoswarm.backends import Backend
-from evoswarm.debate import (
-    Agent,
+from evoswarm.debate.agents import Agent
+from evoswarm.debate.loop import (
     DebateSettings,
-    _judge,
-    _seen,
     add_judge,
     ask,
+    judge_answers,
     round_seed,
+    seen_turn,
     transcript_row,
     turn_messages,
     vote_row,
@@ -62,9 +62,9 @@ def debate_graph(backend: Backend, agents: list[Agent], item: dict, s: DebateSet
         return {"vote": vote_row(item, names, state["last"], state["transcripts"], s)}
 
     def judge_pick(state: DebateState) -> dict:
-        finals = {item["id"]: {n: _seen(state["last"], item, n) for n in names}}
+        finals = {item["id"]: {n: seen_turn(state["last"], item, n) for n in names}}
         row = dict(state["vote"])
-        add_judge(row, _judge(backend, judge, [item], finals, s)[item["id"]], item, s)
+        add_judge(row, judge_answers(backend, judge, [item], finals, s)[item["id"]], item, s)
         return {"vote": row}
 
     g = StateGraph(DebateState)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from evoswarm.config import bred_slots, derive_seed
-from evoswarm.fitness import read_fitness_csv
+from evoswarm.evolve.fitness import read_fitness_csv
 from evoswarm.io import InputError
 
 
@@ -104,7 +104,7 @@ def capped_simplex(weights: list[float], low: float, high: float) -> list[float]
 def fitness_weights(fitness: list[float], temperature: float, low: float, high: float) -> list[float]:
     """softmax(f / temperature), kept within [low, high]: the fitter parent gets more, close fitness
     gives close weights, and no parent's share falls to ~0 (fitness is already on a 0..1 scale)."""
-    from evoswarm.scoring import softmax
+    from evoswarm.protocol.scoring import softmax
 
     return capped_simplex(softmax([f / temperature for f in fitness]), low, high)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evoswarm.adapters import WEIGHTS, base_identity, verify_adapter
-from evoswarm.base_model import read_manifest
 from evoswarm.io import InputError, atomic_path
+from evoswarm.model.adapters import WEIGHTS, base_identity, verify_adapter
+from evoswarm.model.base import read_manifest
 
 CARD = "README.md"
 

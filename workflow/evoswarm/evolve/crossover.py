@@ -26,8 +26,8 @@ from collections.abc import Callable
 
 import torch
 
-from evoswarm.adapters import lora_factors, module_scaling
 from evoswarm.io import InputError
+from evoswarm.model.adapters import lora_factors, module_scaling
 
 Factors = tuple[torch.Tensor, torch.Tensor]  # (A [r, d_in], B [d_out, r])
 

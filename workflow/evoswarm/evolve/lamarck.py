@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 
 from evoswarm.io import InputError, read_jsonl
-from evoswarm.training import load_chats
+from evoswarm.world.chats import load_chats
 
 # Confidence written in distilled answers: what the persona SFT data states for a right answer.
 DISTILL_CONFIDENCE = 0.9

@@ -14,7 +14,7 @@ import string
 from collections import Counter
 from collections.abc import Callable
 
-from evoswarm.parsing import match_choice, normalize_answer
+from evoswarm.protocol.parsing import match_choice, normalize_answer
 
 
 def score_choice(answer: str, gold: str, choices: list[str] | None = None) -> bool:

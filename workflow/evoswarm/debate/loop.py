@@ -28,27 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from evoswarm.backends import Backend, GenRequest, ScoreRequest
-from evoswarm.io import InputError
-from evoswarm.parsing import match_choice, normalize_answer, parse_turn
+from evoswarm.debate.agents import Agent
 from evoswarm.progress import Progress
-from evoswarm.prompts import (
-    ANSWER_PREFIX,
-    ANSWER_SUFFIX,
-    DEBATE_RULES,
-    PeerAnswer,
-    chat,
-    judge_prompt,
-    turn_prompt,
-)
-from evoswarm.scoring import SCORERS, seeded_hash, softmax, vote_key, weighted_vote
-
-
-@dataclass(frozen=True)
-class Agent:
-    name: str
-    system: str
-    adapter: str | None  # the backend's adapter name; None runs the base model
-    sha: str = ""
+from evoswarm.protocol.chat import chat
+from evoswarm.protocol.parsing import match_choice, normalize_answer, parse_turn
+from evoswarm.protocol.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, DEBATE_RULES, PeerAnswer, judge_prompt, turn_prompt
+from evoswarm.protocol.scoring import SCORERS, seeded_hash, softmax, vote_key, weighted_vote
 
 
 @dataclass(frozen=True)
@@ -114,8 +99,8 @@ def turn_messages(
     turn and the others' (team `names`, in seeded per-question order) from `last` {(question id, agent): turn}."""
     own, peers = None, None
     if rnd > 1:
-        own = _seen(last, item, agent.name)
-        peers = [_seen(last, item, o) for o in seeded_order(names, s.seed, item["id"]) if o != agent.name]
+        own = seen_turn(last, item, agent.name)
+        peers = [seen_turn(last, item, o) for o in seeded_order(names, s.seed, item["id"]) if o != agent.name]
     user = turn_prompt(item["question"], item.get("choices"), peers, s.rules, rnd == s.rounds and rnd > 1, own=own)
     return chat(agent.system, user)
 
@@ -217,7 +202,7 @@ def ask(
     return _generated_turns(backend, reqs, s, seed)
 
 
-def _seen(last: dict, item: dict, name: str) -> PeerAnswer:
+def seen_turn(last: dict, item: dict, name: str) -> PeerAnswer:
     """What the agent itself, the others or the judge see of an agent's latest turn on an item."""
     t = last[(item["id"], name)]
     return PeerAnswer(name, t["answer"], t["confidence"], t["summary"])
@@ -257,8 +242,8 @@ def run_debate(
             log(progress.line(len(transcripts), f"round {rnd}/{s.rounds}"))
     judged = {}
     if judge:
-        finals_seen = {it["id"]: {a.name: _seen(last, it, a.name) for a in agents} for it in items}
-        judged = _judge(backend, judge, items, finals_seen, s)
+        finals_seen = {it["id"]: {a.name: seen_turn(last, it, a.name) for a in agents} for it in items}
+        judged = judge_answers(backend, judge, items, finals_seen, s)
     by_question: dict[str, list[dict]] = {}
     for t in transcripts:
         by_question.setdefault(t["question_id"], []).append(t)
@@ -328,7 +313,7 @@ def vote_row(
 
 
 def add_judge(row: dict, pick: dict, item: dict, s: DebateSettings) -> None:
-    """The judge's `pick` (from `_judge`) becomes the vote row's team answer; the vote's stays as vote_answer."""
+    """The judge's `pick` (from `judge_answers`) becomes the vote row's team answer; the vote's stays as vote_answer."""
     row["vote_answer"], row["team_answer"] = row["team_answer"], pick["answer"]
     row["judge"] = pick
     row["correct"] = SCORERS[s.scorer](pick["answer"], item["answer"], item.get("choices"))
@@ -351,7 +336,7 @@ def agreed_round(turns: list[dict], seed: int, key: Callable[[str], str] = norma
     return None
 
 
-def _judge(
+def judge_answers(
     backend: Backend, judge: Agent, items: list[dict], finals: dict[str, dict[str, PeerAnswer]], s: DebateSettings
 ) -> dict[str, dict]:
     """The judge's pick per item, shown the final turns `finals[question id][agent]` (in seeded order)."""
@@ -365,68 +350,3 @@ def _judge(
     turns = ask(backend, reqs, s, derive_seed(s.seed, "judge"))
     keep = ("answer", "confidence", "summary", "raw", "generated_tokens")
     return {it["id"]: {k: t[k] for k in keep} for it, t in zip(items, turns)}
-
-
-def shard_bounds(n_questions: int, shards: int) -> list[tuple[int, int]]:
-    """The [start, stop) of each of `shards` contiguous slices of a debate's `n_questions` questions, in
-    order, their sizes differing by at most one. A question's prompts, tie-breaks and agent order depend on
-    its id alone (seeded_order, weighted_vote), so the slices debated apart give the whole debate's rows."""
-    if shards > n_questions:
-        raise InputError(f"debate.shards is {shards} but the debate has {n_questions} questions: at most {n_questions}")
-    return [(i * n_questions // shards, (i + 1) * n_questions // shards) for i in range(shards)]
-
-
-def merge_shards(shards: list[tuple[list[dict], list[dict]]]) -> tuple[list[dict], list[dict]]:
-    """One debate's (transcript rows, vote rows) from its shards' in shard order, as run_debate orders
-    them: transcripts round by round (each round's rows question by question), votes question by question."""
-    transcripts = [row for rows, _ in shards for row in rows]
-    transcripts.sort(key=lambda row: row["round"])  # stable: within a round, the shards' order stays
-    return transcripts, [row for _, votes in shards for row in votes]
-
-
-def revote(votes: list[dict], subset: list[str], scorer: str, seed: int) -> float:
-    """Team accuracy (mean score) of a subset of agents by re-voting their recorded final answers (0 if empty).
-
-    `seed` is the debate's (DebateSettings.seed): with the full team this gives back the debate's
-    own team answers, ties included."""
-    if not subset or not votes:
-        return 0.0
-    score = SCORERS[scorer]
-    correct = 0
-    for v in votes:
-        finals = [(v["finals"][a]["answer"], v["finals"][a]["confidence"]) for a in subset]
-        team, _ = weighted_vote(finals, seed, v["question_id"], vote_key(scorer))
-        correct += score(team, v["gold"], v.get("choices"))
-    return correct / len(votes)
-
-
-def final_turns(transcripts: list[dict]) -> dict[str, dict[str, PeerAnswer]]:
-    """Each agent's last-round turn per question, as the judge sees it: {question id: {agent: turn}}."""
-    last_round = max(r["round"] for r in transcripts)
-    out: dict[str, dict[str, PeerAnswer]] = {}
-    for r in transcripts:
-        if r["round"] == last_round:
-            out.setdefault(r["question_id"], {})[r["agent"]] = PeerAnswer(
-                r["agent"], r["answer"], r["confidence"], r["summary"]
-            )
-    return out
-
-
-def rejudge(
-    backend: Backend,
-    judge: Agent,
-    items: list[dict],
-    finals: dict[str, dict[str, PeerAnswer]],
-    subset: list[str],
-    s: DebateSettings,
-) -> float:
-    """Accuracy of the judge shown only the final turns of the agents in `subset` (0 if empty).
-
-    Same prompt layout and seed as the debate's judge: with the full team this gives back the
-    debate's own judged accuracy."""
-    if not subset or not items:
-        return 0.0
-    score = SCORERS[s.scorer]
-    shown = {it["id"]: {a: finals[it["id"]][a] for a in subset} for it in items}
-    judged = _judge(backend, judge, items, shown, s)
-    return sum(score(judged[it["id"]]["answer"], it["answer"], it.get("choices")) for it in items) / len(items)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import csv
 import io
 
-from evoswarm.fitness import read_fitness_csv
+from evoswarm.evolve.fitness import read_fitness_csv
+from evoswarm.evolve.selection import ranked
 from evoswarm.io import read_jsonl
-from evoswarm.report import load_evals, read_csv_rows, scored_targets
-from evoswarm.selection import ranked
-from evoswarm.stats import Estimate, accuracy, paired_difference
+from evoswarm.report.build import load_evals, read_csv_rows, scored_targets
+from evoswarm.report.stats import Estimate, accuracy, paired_difference
 
 
 def _ci(e: Estimate) -> str:

@@ -1,6 +1,6 @@
 """The embedded task world: a multiple-choice family with three skills, in English and Japanese.
 
-Everything here is deterministic from a seed. `python -m evoswarm.world --out data --seed 0`
+Everything here is deterministic from a seed. `python -m evoswarm.world.generator --out data --seed 0`
 regenerates the committed files under data/:
 
 - tasks/{train,dev,test}.jsonl  questions with choices, answer (a choice's text) and skill:
@@ -27,7 +27,7 @@ import random
 from pathlib import Path
 
 from evoswarm.io import InputError
-from evoswarm.prompts import PeerAnswer, turn_prompt
+from evoswarm.protocol.prompts import PeerAnswer, turn_prompt
 
 SKILLS = ("arithmetic", "sequence", "category")
 
@@ -469,7 +469,7 @@ def generate_freetext(seed: int, rules: str, sizes: dict[str, int]) -> dict[str,
 
 def generate(seed: int = 0, rules: str | None = None, sizes: dict[str, int] | None = None) -> dict[str, list]:
     """Every file of the world, as {relative path: list of JSON objects or text lines}."""
-    from evoswarm.prompts import DEBATE_RULES
+    from evoswarm.protocol.prompts import DEBATE_RULES
 
     rules = DEBATE_RULES["ja"] if rules is None else rules
     rng = random.Random(seed)

@@ -21,7 +21,7 @@ import torch
 
 from evoswarm.io import InputError, atomic_path, read_text, sha256_file
 from evoswarm.progress import Progress
-from evoswarm.training import load_chats
+from evoswarm.world.chats import load_chats
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
