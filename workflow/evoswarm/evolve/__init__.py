@@ -1,1 +1,1 @@
-"""evolve"""
+"""One generation to the next: fitness and cooperation, selection, crossover, mutation, Lamarckian steps."""

@@ -1,1 +1,2 @@
-"""world"""
+"""The data: the embedded world's generator and the readers (with their contracts) of task items and
+persona chats."""
