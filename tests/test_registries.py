@@ -79,3 +79,12 @@ def test_the_backend_registry_imports_no_backend():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_manifest_of_no_known_source_is_refused(tmp_path):
+    from evoswarm.io import InputError
+    from evoswarm.model.base import read_manifest
+
+    (tmp_path / "manifest.json").write_text('{"source": "x", "source_type": "ftp", "fingerprint": "0"}')
+    with pytest.raises(InputError, match=r"unknown source_type 'ftp' \(embedded, folder, hub\); rerun build_base"):
+        read_manifest(tmp_path)
