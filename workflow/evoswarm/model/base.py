@@ -2,10 +2,10 @@
 local folder offline, and load whichever it is for the later stages.
 
 `results/base/manifest.json` names the weights by what they are, never by an absolute path, so a copied
-or moved project loads its own base: `source_type` is `embedded` (the weights are the base folder
-itself), `folder` (`source`, as the config gave it) or `hub` (`source` found in the local Hugging Face
-cache at `revision`). Its `fingerprint` is checked whenever a stage reads the manifest, so a base that
-changed since build_base is refused.
+or moved project loads its own base: `source_type` names its entry in SOURCES, `embedded` (the weights
+are the base folder itself), `folder` (`source`, as the config gave it) or `hub` (`source` found in the
+local Hugging Face cache at `revision`). Its `fingerprint` is checked whenever a stage reads the
+manifest, so a base that changed since build_base is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -230,13 +232,50 @@ def find_in_hub_cache(name: str, revision: str | None) -> Path | None:
         return None
 
 
+@dataclass(frozen=True)
+class BaseSource:
+    """A kind of base model, as the manifest's `source_type` names it: the config keys it reads, what it
+    needs on this machine, and `locate`, which finds its weights folder from (manifest, base folder), or
+    None when they are gone. Stages find the weights this way, never by a stored absolute path."""
+
+    name: str
+    parameters: tuple[str, ...]
+    needs: str
+    locate: Callable[[dict, Path], Path | None]
+
+
+SOURCES: dict[str, BaseSource] = {
+    s.name: s
+    for s in (
+        BaseSource(
+            "embedded",
+            ("base.embedded", "personas", "seed"),
+            "nothing: build_base pretrains it on the corpus",
+            lambda manifest, base_dir: base_dir.resolve(),
+        ),
+        BaseSource(
+            "folder",
+            ("base_model",),
+            "the folder, with config.json and *.safetensors",
+            lambda manifest, base_dir: Path(manifest["source"]).expanduser().resolve(),
+        ),
+        BaseSource(
+            "hub",
+            ("base_model", "base.revision"),
+            "the hub id's snapshot in the local Hugging Face cache (nothing is downloaded)",
+            lambda manifest, base_dir: find_in_hub_cache(manifest["source"], manifest["revision"]),
+        ),
+    )
+}
+
+
 def resolve_external(config: dict, out: str | Path) -> dict:
     """For a hub id or local folder: find the weights offline and write a manifest naming them by source,
     revision and fingerprint. Returns the manifest with `path`, the folder found."""
     name, rev = config["base_model"], config["base"]["revision"]
     # A local folder as the config names it (relative to the working directory), else a hub id.
-    is_folder = Path(name).expanduser().is_dir()
-    path = Path(name).expanduser().resolve() if is_folder else find_in_hub_cache(name, rev)
+    source = SOURCES["folder" if Path(name).expanduser().is_dir() else "hub"]
+    path = source.locate({"source": name, "revision": rev}, Path(out))
     if path is None:
         raise InputError(
             f"base_model: '{name}' is neither a local folder nor in the local Hugging Face cache. Download it "
@@ -250,9 +289,9 @@ def resolve_external(config: dict, out: str | Path) -> dict:
         raise InputError(f"base_model: {path} has no *.safetensors weights (only safetensors are loaded)")
     manifest = {
         "source": name,
-        "source_type": "folder" if is_folder else "hub",
+        "source_type": source.name,
         # A hub snapshot's folder is named by its commit: the copy found now, whatever `main` points to later.
-        "revision": None if is_folder else path.name,
+        "revision": path.name if source.name == "hub" else None,
         "config_sha256": sha256_file(path / "config.json"),
         "weights": {w.name: w.stat().st_size for w in weights},
         "fingerprint": fingerprint(path),
@@ -277,12 +316,9 @@ def read_manifest(base_dir: str | Path) -> dict:
         raise InputError(f"{path}: not a JSON manifest; {rerun}") from None
     if not isinstance(manifest, dict) or "fingerprint" not in manifest:
         raise InputError(f"{path}: written by an older evoswarm (an absolute weights path, no fingerprint); {rerun}")
-    if manifest["source_type"] == "embedded":
-        folder = base_dir.resolve()
-    elif manifest["source_type"] == "folder":
-        folder = Path(manifest["source"]).expanduser().resolve()
-    else:
-        folder = find_in_hub_cache(manifest["source"], manifest["revision"])
+    if manifest.get("source_type") not in SOURCES:
+        raise InputError(f"{path}: unknown source_type {manifest.get('source_type')!r} ({', '.join(SOURCES)}); {rerun}")
+    folder = SOURCES[manifest["source_type"]].locate(manifest, base_dir)
     if folder is None or not folder.is_dir():
         raise InputError(f"{path}: base {manifest['source']} is no longer there; {rerun}")
     if fingerprint(folder) != manifest["fingerprint"]:
