@@ -217,7 +217,7 @@ def run_debate(
     final_summaries: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Run the debate; returns (transcript rows, vote rows) in the formats of DESIGN.md section 3.
+    """Run the debate; returns (transcript rows, vote rows) in the formats of docs/design.md, "File contracts".
 
     `final_summaries=False`: in loglik mode the last round's turns get no generated summary (empty;
     `raw` holds the turn's JSON without it), for a caller that reads neither the last round's summaries

@@ -1,4 +1,4 @@
-"""Crossover of LoRA adapters in weight-delta space (DESIGN.md section 4).
+"""Crossover of LoRA adapters in weight-delta space (docs/design.md, "Crossover").
 
 A module's delta is ΔW = s·B·A. Every operator maps the parents' factors (A_k [r_k, d_in],
 B_k [d_out, r_k]), their scalings s_k and blend weights w_k to the child's factors with the child's

@@ -9,7 +9,7 @@ from evoswarm.protocol.scoring import FREE_TEXT, squad_normalize
 
 
 def item_problem(item: dict, scorer: str | None = None) -> str | None:
-    """What breaks the task contract (DESIGN.md section 3) in one item, or None. A free-text `scorer` also
+    """What breaks the task contract (docs/design.md, "Task contract") in one item, or None. A free-text `scorer` also
     needs a gold answer with words left once normalised: no answer could score above 0 against it."""
     for key in ("id", "question", "answer"):
         if not isinstance(item[key], str) or not item[key].strip():
