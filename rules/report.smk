@@ -57,7 +57,7 @@ rule evaluate_gen0_best:
     input:
         unpack(gen0_best_inputs),
     output:
-        best=layout.eval_json(R, "{seed}", "gen0-best", "{arm}"),
+        best=layout.eval_json(R, "{seed}", GEN0_BEST, "{arm}"),
     log:
         "logs/evaluate/{arm}seed{seed}-gen0-best.log",
     benchmark:
@@ -87,7 +87,7 @@ rule evaluate_shared:
     benchmark:
         "benchmarks/evaluate/{target}.tsv"
     wildcard_constraints:
-        target="|".join(layout.SHARED_TARGETS),
+        target="|".join(map(str, SHARED)),
     conda:
         CONDA_ENV
     threads: 2

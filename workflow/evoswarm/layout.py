@@ -2,7 +2,7 @@
 such as "{seed}") and for the stage scripts run by hand (called with values).
 
     <results>/base/                      the base model, built once from the first seed
-    <results>/eval/<target>.json         shared evaluation targets (SHARED_TARGETS)
+    <results>/eval/<target>.json         shared evaluation targets (targets.SHARED)
     <results>/seed<k>/gen<g>/...         one replicate: adapters, debate, fitness.csv, selection.json
     <results>/seed<k>/eval/<target>.json every other evaluation target, per replicate
     <results>/seed<k>/gen<g>/best-merged/ the generation's best agent as a merged model (`snakemake export`)
@@ -18,9 +18,7 @@ rule pattern ("{arm}seed{seed}") serves both.
 from __future__ import annotations
 
 from evoswarm.config import evaluation_targets, members
-
-# Evaluated once, not per seed: the base is shared and scoring it alone is deterministic (log-likelihoods).
-SHARED_TARGETS = ("base",)
+from evoswarm.targets import SHARED, Target
 
 
 def base_dir(results: str) -> str:
@@ -79,9 +77,10 @@ def shared_eval_json(results: str, target) -> str:
     return f"{results}/eval/{target}.json"
 
 
-def eval_json(results: str, seed, target: str, arm: str = "") -> str:
-    """The eval file a replicate reads for `target`: shared targets live outside the seed folders."""
-    if target in SHARED_TARGETS:
+def eval_json(results: str, seed, target: Target | str, arm: str = "") -> str:
+    """The eval file a replicate reads for `target` (or the target of that name): shared targets live
+    outside the seed folders."""
+    if str(target) in map(str, SHARED):
         return shared_eval_json(results, target)
     return f"{replicate_dir(results, seed, arm)}/eval/{target}.json"
 
