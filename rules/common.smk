@@ -53,7 +53,8 @@ GEN0 = gen0_members(config)
 # `debate.shards` > 1: a debate job writes one contiguous slice of the questions (wildcard `shard`) and
 # debate_merge joins the slices into the debate's files; with 1, the debate job writes them itself.
 SHARDS = config["debate"]["shards"]
-SHARD_SUFFIX = "-shard{shard}" if SHARDS > 1 else ""
+# A debate job's `shard` part of its log and benchmark names (layout.job_name).
+SHARD = "{shard}" if SHARDS > 1 else None
 
 
 def _check_debate_shards():

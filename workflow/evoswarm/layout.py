@@ -10,12 +10,16 @@ such as "{seed}") and for the stage scripts run by hand (called with values).
     <results>/study/<arm>/seed<k>/...    a study arm's replicate from generation 1 on (its generation 0
                                          and the evaluations that depend on it alone are the main run's)
     <results>/study/table.md|csv         the study's comparison table
+    logs/<rule>/<job>.log                a job's log, and benchmarks/<rule>/<job>.tsv its time and memory
 
 `arm` is the prefix of a study arm's files ("" for the main run, `arm_prefix(name)` for an arm), so one
 rule pattern ("{arm}seed{seed}") serves both.
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from evoswarm.config import evaluation_targets, members
 from evoswarm.targets import SHARED, Target
@@ -124,3 +128,43 @@ def flatten(files: dict) -> dict[str, list[str]]:
         return [p for v in values for p in paths(v)]
 
     return {k: list(dict.fromkeys(paths(v))) for k, v in files.items()}
+
+
+LOGS, BENCHMARKS = "logs", "benchmarks"
+
+
+def job_name(rule: str, *, seed=None, gen=None, target=None, agent=None, shard=None, arm: str = "") -> str:
+    """A job's name in its log and benchmark paths: the parts it has, in this order, joined by '-'
+    ('seed0-gen1', 'study/a/seed0-gen1-s02', 'seed0-gen0-best', 'seed0-gen1-shard2'); `rule` for a job
+    with none ('build_base'). Called with values or with wildcard placeholders ("{seed}")."""
+    parts = [
+        None if seed is None else f"{arm}seed{seed}",
+        None if gen is None else f"gen{gen}",
+        target,
+        agent,
+        None if shard is None else f"shard{shard}",
+    ]
+    return "-".join(str(p) for p in parts if p is not None) or rule
+
+
+def log(rule: str, **parts) -> str:
+    """logs/<rule>/<job>.log (job_name's `parts`). `rule`: the rule's folder (the evaluate rules share
+    'evaluate'). The README and users rely on these paths."""
+    return f"{LOGS}/{rule}/{job_name(rule, **parts)}.log"
+
+
+def benchmark(rule: str, **parts) -> str:
+    """benchmarks/<rule>/<job>.tsv, named as `log`."""
+    return f"{BENCHMARKS}/{rule}/{job_name(rule, **parts)}.tsv"
+
+
+def benchmark_files(folder: str = BENCHMARKS) -> list[tuple[str, str, Path]]:
+    """(rule, job name, file) of every benchmark under `folder`, as `benchmark` names them; a study arm's
+    job name holds folders (study/<arm>/seed...), so its files are not among them."""
+    return [(p.parent.name, p.stem, p) for p in sorted(Path(folder).glob("*/*.tsv"))]
+
+
+def job_seed(job: str) -> int | None:
+    """The replicate seed of a job named by job_name, or None for a job all replicates share."""
+    m = re.match(r"seed(\d+)-", job)
+    return int(m.group(1)) if m else None

@@ -13,13 +13,12 @@ import csv
 import html
 import io
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from evoswarm.config import derive_seed, gen0_members
 from evoswarm.io import InputError, read_jsonl
-from evoswarm.layout import eval_failure
+from evoswarm.layout import benchmark_files, eval_failure, job_seed
 from evoswarm.model.adapters import read_lineage
 from evoswarm.protocol.scoring import metric_name, vote_key
 from evoswarm.report.stats import Estimate, Scored, accuracy, paired_difference, scored_from_per_item, verdict
@@ -569,27 +568,25 @@ def raw_fitness_columns(tables: list[list[dict]]) -> list[str]:
 
 
 def benchmark_rows(folder: str) -> list[dict]:
-    """Seconds and peak memory per job from Snakemake's benchmark files."""
+    """Seconds and peak memory per job from Snakemake's benchmark files (layout.benchmark_files)."""
     rows = []
-    for p in sorted(Path(folder).glob("*/*.tsv")):
+    for rule, job, p in benchmark_files(folder):
         with p.open(newline="") as f:
             recs = list(csv.DictReader(f, delimiter="\t"))
         if recs:
-            rows.append(
-                {"rule": p.parent.name, "job": p.stem, "s": float(recs[-1]["s"]), "max_rss_mb": recs[-1].get("max_rss")}
-            )
+            rows.append({"rule": rule, "job": job, "s": float(recs[-1]["s"]), "max_rss_mb": recs[-1].get("max_rss")})
     return rows
 
 
 def cost_split(bench: list[dict]) -> tuple[float, dict[int, float]]:
-    """Job seconds of the shared jobs (base, base evaluation) and of each replicate (jobs named seed<k>-...)."""
+    """Job seconds of the shared jobs (base, base evaluation) and of each replicate (layout.job_seed)."""
     shared, per_seed = 0.0, {}
     for b in bench:
-        m = re.match(r"seed(\d+)-", b["job"])
-        if m:
-            per_seed[int(m.group(1))] = per_seed.get(int(m.group(1)), 0.0) + b["s"]
-        else:
+        seed = job_seed(b["job"])
+        if seed is None:
             shared += b["s"]
+        else:
+            per_seed[seed] = per_seed.get(seed, 0.0) + b["s"]
     return shared, per_seed
 
 
