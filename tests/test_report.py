@@ -18,6 +18,7 @@ from evoswarm.evaluate.harness import result_json
 from evoswarm.io import InputError, write_json, write_jsonl, write_text
 from evoswarm.layout import BENCHMARKS, benchmark, eval_failure, report_files
 from evoswarm.report.build import build, to_html, to_markdown
+from evoswarm.targets import Target
 
 SKILLS = ["arithmetic", "sequence", "category"]
 TEST_ITEMS = [(f"t{i:02d}", SKILLS[i % 3]) for i in range(12)]
@@ -61,8 +62,8 @@ def fake_run(root: Path, seeds=(0, 1), generations=1, budget=False, drop_skill=F
             extra = {"target": target}
             if budget:
                 extra["budget"] = {"model_calls": 12 * (s + 1), "generated_tokens": 0, "scored_continuations": 24}
-            if target.endswith("-best"):
-                extra["agent"] = members(cfg, int(target[3:-5]))[-1]
+            if Target.parse(target).kind == "best":
+                extra["agent"] = members(cfg, Target.parse(target).generation)[-1]
             write_json(path, result_json(per_item, "lm-eval", extra))
         for g in range(generations + 1):
             agents = members(cfg, g)
