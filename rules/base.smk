@@ -6,9 +6,9 @@ rule build_base:
     output:
         directory(base_dir()),
     log:
-        "logs/build_base/build_base.log",
+        layout.log("build_base"),
     benchmark:
-        "benchmarks/build_base/build_base.tsv"
+        layout.benchmark("build_base")
     conda:
         CONDA_ENV
     threads: 2

@@ -15,6 +15,7 @@ from evoswarm.config import (
 )
 from evoswarm.debate.shards import shard_bounds
 from evoswarm.io import InputError, read_jsonl
+from evoswarm.targets import GEN0_BEST, SHARED, persona, study_targets
 
 # Fails in the first second on an unknown or mistyped key or a bad value: one line naming the key and
 # the file and line that set it (or --config), not this file, as Snakemake's traceback would.
@@ -52,7 +53,8 @@ GEN0 = gen0_members(config)
 # `debate.shards` > 1: a debate job writes one contiguous slice of the questions (wildcard `shard`) and
 # debate_merge joins the slices into the debate's files; with 1, the debate job writes them itself.
 SHARDS = config["debate"]["shards"]
-SHARD_SUFFIX = "-shard{shard}" if SHARDS > 1 else ""
+# A debate job's `shard` part of its log and benchmark names (layout.job_name).
+SHARD = "{shard}" if SHARDS > 1 else None
 
 
 def _check_debate_shards():
@@ -252,7 +254,7 @@ def gen0_best_inputs(wildcards):
     seed, arm = wildcards.seed, wildcards.arm
     return {
         "fitness": layout.fitness_csv(R, seed, 0, owner(arm, 0, "fitness")),
-        "agent_evals": [layout.eval_json(R, seed, f"gen0-{a}") for a in GEN0],
+        "agent_evals": [layout.eval_json(R, seed, persona(a)) for a in GEN0],
     }
 
 
@@ -274,12 +276,7 @@ def report_inputs(wildcards=None):
 
 
 # The study (`study.arms`): each arm's first and last generation on the test split, and its dev debate.
-STUDY_TARGETS = (
-    "gen0-best",
-    f"gen{config['generations']}-best",
-    "team-gen0",
-    f"team-gen{config['generations']}",
-)
+STUDY_TARGETS = study_targets(config["generations"])
 
 
 def study_files():
@@ -290,10 +287,11 @@ def study_files():
         out[name] = {}
         for s in SEEDS:
             evals = {}
-            for t in STUDY_TARGETS:
-                g = int(t[3:-5]) if t.endswith("-best") else int(t[8:])
-                where = owner(arm, g, "fitness" if t.endswith("-best") else "adapters")
-                evals[t] = layout.eval_json(R, s, t, where)
+            for t in STUDY_TARGETS:  # a best agent is its generation's fitness's pick
+                stage = "fitness" if t.kind == "best" else "adapters"
+                evals[str(t)] = layout.eval_json(
+                    R, s, t, owner(arm, t.generation, stage)
+                )
             evals["votes"] = layout.debate_out(
                 R, s, G, "votes", owner(arm, G, "debate")
             )

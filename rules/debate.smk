@@ -7,9 +7,9 @@ rule debate:
         transcripts=debate_job_out("transcripts"),
         votes=debate_job_out("votes"),
     log:
-        f"logs/debate/{{arm}}seed{{seed}}-gen{{gen}}{SHARD_SUFFIX}.log",
+        layout.log("debate", arm="{arm}", seed="{seed}", gen="{gen}", shard=SHARD),
     benchmark:
-        f"benchmarks/debate/{{arm}}seed{{seed}}-gen{{gen}}{SHARD_SUFFIX}.tsv"
+        layout.benchmark("debate", arm="{arm}", seed="{seed}", gen="{gen}", shard=SHARD)
     conda:
         CONDA_ENV
     threads: 2
@@ -32,9 +32,11 @@ rule debate_train:
         transcripts=debate_job_out("transcripts", "train"),
         votes=debate_job_out("votes", "train"),
     log:
-        f"logs/debate_train/{{arm}}seed{{seed}}-gen{{gen}}{SHARD_SUFFIX}.log",
+        layout.log("debate_train", arm="{arm}", seed="{seed}", gen="{gen}", shard=SHARD),
     benchmark:
-        f"benchmarks/debate_train/{{arm}}seed{{seed}}-gen{{gen}}{SHARD_SUFFIX}.tsv"
+        layout.benchmark(
+            "debate_train", arm="{arm}", seed="{seed}", gen="{gen}", shard=SHARD
+        )
     conda:
         CONDA_ENV
     threads: 2
@@ -59,7 +61,7 @@ if SHARDS > 1:
             transcripts=layout.debate_out(R, "{seed}", "{gen}", "transcripts", "{arm}"),
             votes=layout.debate_out(R, "{seed}", "{gen}", "votes", "{arm}"),
         log:
-            "logs/debate_merge/{arm}seed{seed}-gen{gen}.log",
+            layout.log("debate_merge", arm="{arm}", seed="{seed}", gen="{gen}"),
         localrule: True
         conda:
             CONDA_ENV
@@ -76,7 +78,7 @@ if SHARDS > 1:
             ),
             votes=layout.debate_out(R, "{seed}", "{gen}", "votes", "{arm}", "train"),
         log:
-            "logs/debate_train_merge/{arm}seed{seed}-gen{gen}.log",
+            layout.log("debate_train_merge", arm="{arm}", seed="{seed}", gen="{gen}"),
         localrule: True
         conda:
             CONDA_ENV

@@ -4,9 +4,9 @@ rule fitness:
     output:
         layout.fitness_csv(R, "{seed}", "{gen}", "{arm}"),
     log:
-        "logs/fitness/{arm}seed{seed}-gen{gen}.log",
+        layout.log("fitness", arm="{arm}", seed="{seed}", gen="{gen}"),
     benchmark:
-        "benchmarks/fitness/{arm}seed{seed}-gen{gen}.tsv"
+        layout.benchmark("fitness", arm="{arm}", seed="{seed}", gen="{gen}")
     conda:
         CONDA_ENV
     threads: 2
@@ -25,9 +25,9 @@ rule select:
     output:
         layout.selection_json(R, "{seed}", "{gen}", "{arm}"),
     log:
-        "logs/select/{arm}seed{seed}-gen{gen}.log",
+        layout.log("select", arm="{arm}", seed="{seed}", gen="{gen}"),
     benchmark:
-        "benchmarks/select/{arm}seed{seed}-gen{gen}.tsv"
+        layout.benchmark("select", arm="{arm}", seed="{seed}", gen="{gen}")
     conda:
         CONDA_ENV
     threads: 1
@@ -46,9 +46,11 @@ rule breed:
     output:
         directory(layout.bred_dir(R, "{seed}", "{bred}", "{agent}", "{arm}")),
     log:
-        "logs/breed/{arm}seed{seed}-gen{bred}-{agent}.log",
+        layout.log("breed", arm="{arm}", seed="{seed}", gen="{bred}", agent="{agent}"),
     benchmark:
-        "benchmarks/breed/{arm}seed{seed}-gen{bred}-{agent}.tsv"
+        layout.benchmark(
+            "breed", arm="{arm}", seed="{seed}", gen="{bred}", agent="{agent}"
+        )
     conda:
         CONDA_ENV
     threads: 1
@@ -66,9 +68,11 @@ rule lamarck:
     output:
         directory(layout.adapter_dir(R, "{seed}", "{bred}", "{agent}", "{arm}")),
     log:
-        "logs/lamarck/{arm}seed{seed}-gen{bred}-{agent}.log",
+        layout.log("lamarck", arm="{arm}", seed="{seed}", gen="{bred}", agent="{agent}"),
     benchmark:
-        "benchmarks/lamarck/{arm}seed{seed}-gen{bred}-{agent}.tsv"
+        layout.benchmark(
+            "lamarck", arm="{arm}", seed="{seed}", gen="{bred}", agent="{agent}"
+        )
     conda:
         CONDA_ENV
     threads: 2

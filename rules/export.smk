@@ -6,9 +6,9 @@ rule export_best:
     output:
         directory(layout.export_dir(R, "{seed}", "{gen}")),
     log:
-        "logs/export_best/seed{seed}-gen{gen}.log",
+        layout.log("export_best", seed="{seed}", gen="{gen}"),
     benchmark:
-        "benchmarks/export_best/seed{seed}-gen{gen}.tsv"
+        layout.benchmark("export_best", seed="{seed}", gen="{gen}")
     conda:
         CONDA_ENV
     threads: 2

@@ -5,9 +5,9 @@ rule train_persona:
     output:
         directory(layout.adapter_dir(R, "{seed}", 0, "{agent}")),
     log:
-        "logs/train_persona/seed{seed}-{agent}.log",
+        layout.log("train_persona", seed="{seed}", agent="{agent}"),
     benchmark:
-        "benchmarks/train_persona/seed{seed}-{agent}.tsv"
+        layout.benchmark("train_persona", seed="{seed}", agent="{agent}")
     conda:
         CONDA_ENV
     threads: 2

@@ -8,9 +8,9 @@ rule evaluate_gen0:
     output:
         gen_eval_outputs(0),
     log:
-        "logs/evaluate/seed{seed}-gen0.log",
+        layout.log("evaluate", seed="{seed}", gen=0),
     benchmark:
-        "benchmarks/evaluate/seed{seed}-gen0.tsv"
+        layout.benchmark("evaluate", seed="{seed}", gen=0)
     conda:
         CONDA_ENV
     threads: 2
@@ -32,9 +32,9 @@ rule evaluate_generation:
     output:
         gen_eval_outputs("{gen}", "{arm}"),
     log:
-        "logs/evaluate/{arm}seed{seed}-gen{gen}.log",
+        layout.log("evaluate", arm="{arm}", seed="{seed}", gen="{gen}"),
     benchmark:
-        "benchmarks/evaluate/{arm}seed{seed}-gen{gen}.tsv"
+        layout.benchmark("evaluate", arm="{arm}", seed="{seed}", gen="{gen}")
     wildcard_constraints:
         gen=r"[1-9]\d*",
     conda:
@@ -57,11 +57,11 @@ rule evaluate_gen0_best:
     input:
         unpack(gen0_best_inputs),
     output:
-        best=layout.eval_json(R, "{seed}", "gen0-best", "{arm}"),
+        best=layout.eval_json(R, "{seed}", GEN0_BEST, "{arm}"),
     log:
-        "logs/evaluate/{arm}seed{seed}-gen0-best.log",
+        layout.log("evaluate", arm="{arm}", seed="{seed}", target=GEN0_BEST),
     benchmark:
-        "benchmarks/evaluate/{arm}seed{seed}-gen0-best.tsv"
+        layout.benchmark("evaluate", arm="{arm}", seed="{seed}", target=GEN0_BEST)
     conda:
         CONDA_ENV
     threads: 1
@@ -83,11 +83,11 @@ rule evaluate_shared:
     output:
         layout.shared_eval_json(R, "{target}"),
     log:
-        "logs/evaluate/{target}.log",
+        layout.log("evaluate", target="{target}"),
     benchmark:
-        "benchmarks/evaluate/{target}.tsv"
+        layout.benchmark("evaluate", target="{target}")
     wildcard_constraints:
-        target="|".join(layout.SHARED_TARGETS),
+        target="|".join(map(str, SHARED)),
     conda:
         CONDA_ENV
     threads: 2
@@ -109,7 +109,7 @@ rule report:
         html=f"{layout.report_dir(R)}/index.html",
         md=f"{layout.report_dir(R)}/report.md",
     log:
-        "logs/report/report.log",
+        layout.log("report"),
     conda:
         CONDA_ENV
     threads: 1
@@ -118,7 +118,7 @@ rule report:
     params:
         config=params_for("report"),
         files=report_files(),
-        benchmarks="benchmarks",
+        benchmarks=layout.BENCHMARKS,
     script:
         "../workflow/scripts/report.py"
 
@@ -130,7 +130,7 @@ rule study:
         md=layout.study_table(R, "md"),
         csv=layout.study_table(R, "csv"),
     log:
-        "logs/study/study.log",
+        layout.log("study"),
     conda:
         CONDA_ENV
     threads: 1

@@ -13,7 +13,9 @@ from evoswarm.config import (
     validate,
 )
 from evoswarm.io import InputError
-from evoswarm.layout import SHARED_TARGETS
+from evoswarm.targets import SHARED, Target
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 CONFIGS = [
     "config.yaml",
@@ -179,7 +181,7 @@ def test_dry_run_lists_every_seed_and_shares_the_base(tmp_path):
         if len(line.split()) == 2 and line.split()[1].isdigit()
     }
     g, p = c["generations"], c["population"]
-    assert counts["build_base"] == 1 and counts["evaluate_shared"] == len(SHARED_TARGETS)
+    assert counts["build_base"] == 1 and counts["evaluate_shared"] == len(SHARED)
     assert counts["train_persona"] == 3 * p and counts["debate"] == 3 * (g + 1) and counts["breed"] == 3 * g * p
     # one evaluation job per generation and seed, and gen0-best's copy of its agent's result
     assert counts["evaluate_gen0"] == 3 and counts["evaluate_generation"] == 3 * g and counts["report"] == 1
@@ -268,9 +270,26 @@ def test_code_is_ruff_and_snakefmt_clean():
     assert fmt.returncode == 0, fmt.stderr
 
 
-def test_the_evaluation_jobs_cover_every_target_once():
-    """Per replicate: each generation's job, gen0-best's copy and the shared base make up the report's targets."""
-    c = load_config(REPO / "config.yaml")
-    jobs = [t for g in range(c["generations"] + 1) for t in generation_eval_targets(c, g)]
-    jobs += ["gen0-best", *SHARED_TARGETS]
-    assert sorted(jobs) == sorted(evaluation_targets(c)) and len(set(jobs)) == len(jobs)
+@pytest.mark.parametrize("path", CONFIGS)
+def test_every_target_name_reads_back_as_its_target(path):
+    """The rules, the evaluate stage and the report meet through target names (eval/<name>.json): each name
+    parses back to the target it was made from, names only it, and the pattern of the rule of generations
+    >= 1 gives each generation's own job."""
+    c = load_config(REPO / path)
+    names = evaluation_targets(c)
+    assert [str(Target.parse(n)) for n in names] == names and len(set(names)) == len(names)
+    pattern = generation_eval_targets(c, "{gen}")
+    for g in range(1, c["generations"] + 1):
+        assert [p.format(gen=g) for p in pattern] == generation_eval_targets(c, g)
+
+
+@given(name=st.from_regex(r"[A-Za-z][A-Za-z0-9_-]{0,8}(-best)?", fullmatch=True))
+@settings(max_examples=60, deadline=None)
+def test_every_persona_name_the_config_accepts_reads_back(name):
+    c = base_config()
+    c["personas"][1]["name"] = name
+    try:
+        config = validate(c)
+    except InputError:
+        return
+    assert all(str(Target.parse(n)) == n for n in evaluation_targets(config))

@@ -8,22 +8,15 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from evoswarm.evaluate import job
+from evoswarm.evaluate.single import single
+from evoswarm.evaluate.teams import counting_backend, first_round_vote, team_agents, team_debate
+from evoswarm.targets import KINDS, TEAM_VOTE, persona, team
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 TEST = str(REPO / "data/tasks/test.jsonl")
 BUDGET_KEYS = {"model_calls", "generated_tokens", "scored_continuations"}
-
-
-@pytest.fixture(scope="module")
-def evaluate_stage():
-    """The evaluate stage script, imported by path (it runs nothing on import)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("evaluate", REPO / "workflow/scripts/evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +29,18 @@ def loaded_lm(tiny_base, tiny_adapters, smoke_config):
     return load_lm_eval_model(read_manifest(str(tiny_base))["path"], adapters, smoke_config, 4)
 
 
-def test_lm_eval_twice_gives_the_same_number(evaluate_stage, loaded_lm, tiny_base, tiny_adapters, smoke_config):
+def test_lm_eval_twice_gives_the_same_number(loaded_lm, tiny_base, tiny_adapters, smoke_config):
     from evoswarm.world.items import load_items
 
     items = load_items(str(REPO / "data/tasks/test.jsonl"), 12)
     critic = str(tiny_adapters["critic"])
-    a = evaluate_stage.single(smoke_config, "gen0-critic", str(tiny_base), critic, items, 5, loaded_lm)
-    b = evaluate_stage.single(smoke_config, "gen0-critic", str(tiny_base), critic, items, 5, loaded_lm)
+    a = single(smoke_config, persona("critic"), str(tiny_base), critic, items, 5, loaded_lm)
+    b = single(smoke_config, persona("critic"), str(tiny_base), critic, items, 5, loaded_lm)
     assert a["results"]["evoswarm_mc"]["acc,none"] == b["results"]["evoswarm_mc"]["acc,none"]
     assert a["evoswarm"]["per_item"] == b["evoswarm"]["per_item"] and len(a["evoswarm"]["per_item"]) == 12
 
 
-def test_lm_eval_agrees_with_the_debate_scorer(evaluate_stage, loaded_lm, tiny_base, tiny_adapters, smoke_config):
+def test_lm_eval_agrees_with_the_debate_scorer(loaded_lm, tiny_base, tiny_adapters, smoke_config):
     """lm-eval's multiple_choice acc (on the model loaded once) and our loglik round-1 answers pick the same
     choices, adapter by adapter: a member's solo answers are round 1 of the debate."""
     from evoswarm.backends.hf import HFBackend
@@ -61,7 +54,7 @@ def test_lm_eval_agrees_with_the_debate_scorer(evaluate_stage, loaded_lm, tiny_b
     s = DebateSettings.from_config({**smoke_config["debate"], "rounds": 1}, "choice", seed=0)
     transcripts, _ = run_debate(be, agents, items, s)
     for name, adapter in tiny_adapters.items():
-        res = evaluate_stage.single(smoke_config, f"gen0-{name}", str(tiny_base), str(adapter), items, 5, loaded_lm)
+        res = single(smoke_config, persona(name), str(tiny_base), str(adapter), items, 5, loaded_lm)
         ours = {t["question_id"]: (t["answer"], t["correct"]) for t in transcripts if t["agent"] == name}
         theirs = {r["id"]: (r["answer"], r["correct"]) for r in res["evoswarm"]["per_item"]}
         assert ours == theirs
@@ -90,7 +83,7 @@ def test_a_failed_target_exits_non_zero_and_leaves_a_failure_record(tiny_base, t
     assert record["failed"] and "ghost" in record["error"] and record["evoswarm"]["target"] == "gen0-ghost"
 
 
-def test_a_target_that_succeeds_on_retry_drops_its_failure_record(evaluate_stage, tiny_base, smoke_config, tmp_path):
+def test_a_target_that_succeeds_on_retry_drops_its_failure_record(tiny_base, smoke_config, tmp_path):
     from evoswarm.config import stage_config
     from evoswarm.io import write_json
     from evoswarm.layout import eval_failure
@@ -99,7 +92,7 @@ def test_a_target_that_succeeds_on_retry_drops_its_failure_record(evaluate_stage
     write_json(eval_failure(str(out)), {"failed": True, "error": "RuntimeError: CUDA out of memory"})
     config = stage_config(smoke_config, "evaluate")
     config["evaluation"] = {**config["evaluation"], "limit": 2, "self_consistency_k": 1}
-    evaluate_stage.main(config, str(tiny_base), TEST, {"base-sc": str(out)})
+    job.evaluate(config, str(tiny_base), TEST, {"base-sc": str(out)})
     assert not json.loads(out.read_text()).get("failed") and not Path(eval_failure(str(out))).exists()
 
 
@@ -187,16 +180,16 @@ class Recorder:
 
 
 @pytest.fixture
-def recorders(evaluate_stage, monkeypatch):
-    """The backends the evaluate stage makes, recorded (one Recorder per target run)."""
+def recorders(monkeypatch):
+    """The backends the evaluation job makes, recorded (one Recorder per target run)."""
     made = []
-    real = evaluate_stage.make_backend
+    real = job.make_backend
 
     def make(name, base, config):
         made.append(Recorder(real(name, base, config)))
         return made[-1]
 
-    monkeypatch.setattr(evaluate_stage, "make_backend", make)
+    monkeypatch.setattr(job, "make_backend", make)
     return made
 
 
@@ -206,12 +199,12 @@ def eval_config(smoke_config, limit=4, **evaluation):
     return cfg
 
 
-def run_target(evaluate_stage, config, target, base, tmp_path, adapters=(), fitness=None):
-    """One target through the evaluate stage's main (its own job), read back from its JSON."""
+def run_target(config, target, base, tmp_path, adapters=(), fitness=None):
+    """One target through an evaluation job of its own, read back from its JSON."""
     from evoswarm.config import gen0_systems, stage_config
 
     out = tmp_path / f"{target}.json"
-    evaluate_stage.main(
+    job.evaluate(
         stage_config(config, "evaluate"),
         str(base),
         TEST,
@@ -224,13 +217,13 @@ def run_target(evaluate_stage, config, target, base, tmp_path, adapters=(), fitn
     return json.loads(out.read_text())
 
 
-def test_base_sc_samples_k_generated_turns_per_item(evaluate_stage, recorders, tiny_base, smoke_config, tmp_path):
+def test_base_sc_samples_k_generated_turns_per_item(recorders, tiny_base, smoke_config, tmp_path):
     from evoswarm.protocol.chat import chat
     from evoswarm.protocol.prompts import turn_prompt
     from evoswarm.world.items import load_items
 
     cfg = eval_config(smoke_config, self_consistency_k=3, self_consistency_temperature=1.0)
-    res = run_target(evaluate_stage, cfg, "base-sc", tiny_base, tmp_path)
+    res = run_target(cfg, "base-sc", tiny_base, tmp_path)
     rec = recorders[0]
     items = load_items(TEST, 4)
     assert len(rec.gen) == 3 * 4 and not rec.scored and not rec.added  # full turns, even in loglik mode
@@ -244,19 +237,17 @@ def test_base_sc_samples_k_generated_turns_per_item(evaluate_stage, recorders, t
     assert ev["k"] == 3 and 0.0 <= ev["parse_failure_rate"] <= 1.0
     assert ev["budget"]["model_calls"] == 12 and ev["budget"]["scored_continuations"] == 0
     assert 0 < ev["budget"]["generated_tokens"] <= 12 * cfg["debate"]["max_new_tokens"]
-    assert res == run_target(evaluate_stage, cfg, "base-sc", tiny_base, tmp_path)  # seeded: same config, same result
+    assert res == run_target(cfg, "base-sc", tiny_base, tmp_path)  # seeded: same config, same result
 
 
-def test_base_sc_at_temperature_zero_is_the_greedy_round_one_answer(
-    evaluate_stage, recorders, tiny_base, smoke_config, tmp_path
-):
+def test_base_sc_at_temperature_zero_is_the_greedy_round_one_answer(recorders, tiny_base, smoke_config, tmp_path):
     from evoswarm.backends.hf import HFBackend
     from evoswarm.debate.agents import Agent
     from evoswarm.debate.loop import DebateSettings, run_debate
     from evoswarm.world.items import load_items
 
     cfg = eval_config(smoke_config, self_consistency_k=2, self_consistency_temperature=0.0)
-    res = run_target(evaluate_stage, cfg, "base-sc", tiny_base, tmp_path)
+    res = run_target(cfg, "base-sc", tiny_base, tmp_path)
     dcfg = {**cfg["debate"], "answer_mode": "generate", "rounds": 1, "temperature": 0.0}
     s = DebateSettings.from_config(dcfg, "choice", seed=0)
     transcripts, _ = run_debate(
@@ -267,13 +258,11 @@ def test_base_sc_at_temperature_zero_is_the_greedy_round_one_answer(
     assert [r["correct"] for r in res["evoswarm"]["per_item"]] == [bool(t["correct"]) for t in transcripts]
 
 
-def test_prompt_vote_is_the_base_under_each_persona_prompt(
-    evaluate_stage, recorders, tiny_base, smoke_config, tmp_path
-):
+def test_prompt_vote_is_the_base_under_each_persona_prompt(recorders, tiny_base, smoke_config, tmp_path):
     from evoswarm.config import gen0_systems
 
     cfg = eval_config(smoke_config)
-    res = run_target(evaluate_stage, cfg, "prompt-vote", tiny_base, tmp_path)
+    res = run_target(cfg, "prompt-vote", tiny_base, tmp_path)
     rec = recorders[0]
     systems = gen0_systems(cfg)
     assert not rec.added and all(r.adapter is None for r in rec.gen + rec.scored)
@@ -287,9 +276,7 @@ def test_prompt_vote_is_the_base_under_each_persona_prompt(
     assert ev["budget"]["model_calls"] == len(systems) * 4
 
 
-def test_generation_jobs_write_every_target_with_its_budget(
-    evaluate_stage, tiny_base, tiny_adapters, smoke_config, tmp_path, capsys
-):
+def test_generation_jobs_write_every_target_with_its_budget(tiny_base, tiny_adapters, smoke_config, tmp_path, capsys):
     """The jobs as the workflow runs them (shared base; generation 0; gen0-best; generation 1), each target's
     JSON with its budget: lm-eval one call and all choices per item, nothing generated; a debate more on
     every count; team-vote what round 1 of the generation-0 debate cost. The log tells progress and ETA."""
@@ -304,15 +291,13 @@ def test_generation_jobs_write_every_target_with_its_budget(
     gen0 = ["team-gen0", "team-vote", "prompt-vote", "base-sc", "gen0-critic", "gen0-ideator"]
     outs = {t: str(tmp_path / f"{t}.json") for t in ["base", *gen0, "gen0-best", "team-gen1", "gen1-best"]}
     config, systems = stage_config(cfg, "evaluate"), {"critic": "c", "ideator": "i"}
-    for job, inputs in [
+    for asked, inputs in [
         (["base"], {}),
         (gen0, {"adapters": adapters}),
         (["gen0-best"], {"fitness": str(fitness), "agent_evals": [outs["gen0-critic"], outs["gen0-ideator"]]}),
         (["team-gen1", "gen1-best"], {"adapters": adapters, "fitness": str(fitness)}),
     ]:
-        evaluate_stage.main(
-            config, str(tiny_base), TEST, {t: outs[t] for t in job}, population=2, systems=systems, **inputs
-        )
+        job.evaluate(config, str(tiny_base), TEST, {t: outs[t] for t in asked}, population=2, systems=systems, **inputs)
     log = capsys.readouterr().out
     assert "team-gen0: started" in log and "team-gen0: 8/24 backend requests" in log and "; ETA " in log
     res = {t: json.loads(Path(p).read_text()) for t, p in outs.items()}
@@ -332,13 +317,13 @@ def test_generation_jobs_write_every_target_with_its_budget(
     # Summaries are generated where a later round reads them: not in the last (no judge here).
     assert budgets["team-vote"]["generated_tokens"] == budgets["prompt-vote"]["generated_tokens"] == 0
     assert budgets["team-gen0"]["generated_tokens"] > 0 and budgets["team-gen1"]["generated_tokens"] > 0
-    for team in ("prompt-vote", "team-vote", "team-gen1"):
-        assert all(budgets[team][k] >= budgets["base"][k] for k in BUDGET_KEYS)
-        assert budgets[team]["model_calls"] > budgets["base"]["model_calls"]
+    for t in ("prompt-vote", "team-vote", "team-gen1"):
+        assert all(budgets[t][k] >= budgets["base"][k] for k in BUDGET_KEYS)
+        assert budgets[t]["model_calls"] > budgets["base"]["model_calls"]
 
 
 @pytest.mark.parametrize("judge", [False, True])
-def test_team_vote_is_round_one_of_the_generation_debate(evaluate_stage, tiny_base, tiny_adapters, smoke_config, judge):
+def test_team_vote_is_round_one_of_the_generation_debate(tiny_base, tiny_adapters, smoke_config, judge):
     """Read off the two-round debate, team-vote gives what a debate of one round (same seed) gives, item by
     item, at that debate's cost; with a judge, the judge over the round-1 turns (one more call per item)."""
     from evoswarm.config import stage_config
@@ -348,18 +333,16 @@ def test_team_vote_is_round_one_of_the_generation_debate(evaluate_stage, tiny_ba
     cfg["debate"]["judge"] = judge
     config, items, base = stage_config(cfg, "evaluate"), load_items(TEST, 4), str(tiny_base)
     adapters = [str(a) for a in tiny_adapters.values()]
-    seed = evaluate_stage.target_seed(config, "team-gen0")
+    seed = job.target_seed(config, team(0))
 
     def debate(rounds):
-        backend = evaluate_stage.counting_backend(config, base)
-        agents = evaluate_stage.team_agents(backend, "team-gen0", base, adapters)
-        res, transcripts = evaluate_stage.team(config, "team-gen0", backend, agents, items, seed, rounds)
+        backend = counting_backend(config, base)
+        agents = team_agents(backend, team(0), base, adapters)
+        res, transcripts = team_debate(config, team(0), backend, agents, items, seed, rounds)
         return res, transcripts, backend, agents
 
     _, transcripts, backend, agents = debate(cfg["debate"]["rounds"])
-    derived = evaluate_stage.first_round_vote(
-        config, "team-vote", backend, agents, items, transcripts, seed, "team-gen0"
-    )
+    derived = first_round_vote(config, TEAM_VOTE, backend, agents, items, transcripts, seed, team(0))
     one_round = debate(1)[0]["evoswarm"]
     assert derived["evoswarm"]["per_item"] == one_round["per_item"]
     assert derived["evoswarm"]["budget"] == one_round["budget"]
@@ -368,7 +351,7 @@ def test_team_vote_is_round_one_of_the_generation_debate(evaluate_stage, tiny_ba
 
 
 def test_lm_eval_with_the_base_loaded_once_scores_as_one_model_per_target(
-    evaluate_stage, loaded_lm, tiny_base, tiny_adapters, smoke_config
+    loaded_lm, tiny_base, tiny_adapters, smoke_config
 ):
     """Both adapters in one PeftModel on one HFLM, switched per target, give lm-eval's own per-target
     results (base + `peft=` from model_args): the same answers, the same accuracy."""
@@ -378,11 +361,9 @@ def test_lm_eval_with_the_base_loaded_once_scores_as_one_model_per_target(
 
     items = load_items(TEST, 12)
     adapters = {name: str(a) for name, a in tiny_adapters.items()}
-    own = {
-        n: evaluate_stage.single(smoke_config, f"gen0-{n}", str(tiny_base), a, items, 5) for n, a in adapters.items()
-    }
+    own = {n: single(smoke_config, persona(n), str(tiny_base), a, items, 5) for n, a in adapters.items()}
     for name in ["ideator", "critic", "ideator"]:  # back and forth: switching leaves no trace
-        once = evaluate_stage.single(smoke_config, f"gen0-{name}", str(tiny_base), adapters[name], items, 5, loaded_lm)
+        once = single(smoke_config, persona(name), str(tiny_base), adapters[name], items, 5, loaded_lm)
         assert once["evoswarm"] == own[name]["evoswarm"] and len(once["evoswarm"]["per_item"]) == 12
         assert once["results"] == own[name]["results"]
         assert once["config"]["model_args"] == own[name]["config"]["model_args"]
@@ -394,3 +375,9 @@ def test_lm_eval_with_the_base_loaded_once_scores_as_one_model_per_target(
         use_adapter(loaded_lm, name)
         logits[name] = loaded_lm.model(torch.tensor([[1, 2, 3, 4]])).logits
     assert not torch.allclose(logits["critic"], logits["ideator"])
+
+
+def test_every_kind_of_target_has_its_evaluator():
+    """targets.KINDS names each kind's evaluator (it may not import this package): the job must know them all."""
+    named = {k.evaluator for k in KINDS.values()} | {k.gen0_evaluator for k in KINDS.values() if k.gen0_evaluator}
+    assert named == set(job.EVALUATORS)

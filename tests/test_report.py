@@ -16,8 +16,9 @@ from conftest import REPO, SMOKE
 from evoswarm.config import members, stage_config, validate
 from evoswarm.evaluate.harness import result_json
 from evoswarm.io import InputError, write_json, write_jsonl, write_text
-from evoswarm.layout import eval_failure, report_files
+from evoswarm.layout import BENCHMARKS, benchmark, eval_failure, report_files
 from evoswarm.report.build import build, to_html, to_markdown
+from evoswarm.targets import Target
 
 SKILLS = ["arithmetic", "sequence", "category"]
 TEST_ITEMS = [(f"t{i:02d}", SKILLS[i % 3]) for i in range(12)]
@@ -61,8 +62,8 @@ def fake_run(root: Path, seeds=(0, 1), generations=1, budget=False, drop_skill=F
             extra = {"target": target}
             if budget:
                 extra["budget"] = {"model_calls": 12 * (s + 1), "generated_tokens": 0, "scored_continuations": 24}
-            if target.endswith("-best"):
-                extra["agent"] = members(cfg, int(target[3:-5]))[-1]
+            if Target.parse(target).kind == "best":
+                extra["agent"] = members(cfg, Target.parse(target).generation)[-1]
             write_json(path, result_json(per_item, "lm-eval", extra))
         for g in range(generations + 1):
             agents = members(cfg, g)
@@ -105,18 +106,18 @@ def fake_run(root: Path, seeds=(0, 1), generations=1, budget=False, drop_skill=F
                     parents=prev[:2], operator="svd", params={"weights": [0.7, 0.3]}, parent_generation=g - 1
                 )
             write_json(Path(d) / "lineage.json", lineage)
-    bench = root / "benchmarks" / "debate"
-    bench.mkdir(parents=True)
-    (bench / "seed0-gen0.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t900.1\n")
-    (bench / "seed1-gen0.tsv").write_text("s\th:m:s\tmax_rss\n10.0\t0:00:10\t900.1\n")
-    (root / "benchmarks" / "build_base").mkdir()
-    (root / "benchmarks" / "build_base" / "build_base.tsv").write_text("s\th:m:s\tmax_rss\n40.0\t0:00:40\t700\n")
+    for path, row in [
+        (benchmark("debate", seed=0, gen=0), "12.5\t0:00:12\t900.1"),
+        (benchmark("debate", seed=1, gen=0), "10.0\t0:00:10\t900.1"),
+        (benchmark("build_base"), "40.0\t0:00:40\t700"),
+    ]:
+        write_text(root / path, f"s\th:m:s\tmax_rss\n{row}\n")
     return stage_config(cfg, "report"), files
 
 
 def report(root, **kw):
     cfg, files = fake_run(root, **kw)
-    return build(cfg, files, str(root / "benchmarks"))
+    return build(cfg, files, str(root / BENCHMARKS))
 
 
 def test_verdicts_come_first_and_say_what_the_difference_means(tmp_path):
@@ -174,6 +175,18 @@ def test_same_tables_in_html_and_markdown_in_the_promised_order(tmp_path):
     assert "d1" in first.title and "What is 1 + 1?" in first.note and len(first.rows) == 2 * 3
 
 
+def test_job_names_are_the_documented_paths_and_the_timings_read_their_seed():
+    from evoswarm.layout import job_name, job_seed, log
+
+    assert log("debate", seed=0, gen=1) == "logs/debate/seed0-gen1.log"  # the README's example
+    assert benchmark("evaluate", arm="study/a/", seed="{seed}", target="gen0-best") == (
+        "benchmarks/evaluate/study/a/seed{seed}-gen0-best.tsv"
+    )
+    assert log("build_base") == "logs/build_base/build_base.log"
+    assert job_seed(job_name("lamarck", seed=12, gen=1, agent="s01")) == 12
+    assert job_seed(job_name("evaluate", target="base")) is None
+
+
 def test_dev_vs_test_shows_the_selected_agents(tmp_path):
     _, _, sections = report(tmp_path)
     dvt = next(s for s in sections if s.title.startswith("Dev vs test"))
@@ -188,7 +201,7 @@ def test_a_failed_target_shows_as_failed_and_is_not_compared(tmp_path):
     Path(path).unlink()
     failure = {"failed": True, "error": "RuntimeError: out of memory", "evoswarm": {"target": "team-vote"}}
     write_json(eval_failure(path), failure)
-    _, _, sections = build(cfg, files, str(tmp_path / "benchmarks"))
+    _, _, sections = build(cfg, files, str(tmp_path / BENCHMARKS))
     assert sections[0].lines[0] == (
         f"debate vs vote (team-gen0 vs team-vote): not compared, team-vote failed in seed 1 ({path}): "
         "RuntimeError: out of memory"
@@ -202,13 +215,13 @@ def test_a_missing_eval_file_is_one_line_naming_it(tmp_path):
     missing = Path(files["evals"][0]["team-gen1"])
     missing.unlink()
     with pytest.raises(InputError, match=re.escape(f"{missing}: evaluation result missing (target team-gen1, seed 0)")):
-        build(cfg, files, str(tmp_path / "benchmarks"))
+        build(cfg, files, str(tmp_path / BENCHMARKS))
 
 
 def test_a_report_over_mismatched_seeds_is_refused(tmp_path):
     cfg, files = fake_run(tmp_path, seeds=(0, 1))
     with pytest.raises(InputError, match=r"seeds \[0, 2\] are not the files' seeds \[0, 1\]"):
-        build({**cfg, "seeds": [0, 2]}, files, str(tmp_path / "benchmarks"))
+        build({**cfg, "seeds": [0, 2]}, files, str(tmp_path / BENCHMARKS))
 
 
 def test_mismatched_items_between_targets_name_the_files(tmp_path):
@@ -220,7 +233,7 @@ def test_mismatched_items_between_targets_name_the_files(tmp_path):
         write_json(path, res)
     first = files["evals"][0]
     with pytest.raises(InputError, match=re.escape(f"{first['team-gen0']} and {first['team-vote']} scored different")):
-        build(cfg, files, str(tmp_path / "benchmarks"))
+        build(cfg, files, str(tmp_path / BENCHMARKS))
 
 
 def test_items_differing_between_seeds_name_the_files(tmp_path):
@@ -230,13 +243,13 @@ def test_items_differing_between_seeds_name_the_files(tmp_path):
     res["evoswarm"]["per_item"].pop()
     write_json(path, res)
     with pytest.raises(InputError, match=re.escape(f"{files['evals'][0]['team-gen1']} and {path} scored different")):
-        build(cfg, files, str(tmp_path / "benchmarks"))
+        build(cfg, files, str(tmp_path / BENCHMARKS))
 
 
 def test_same_files_same_report(tmp_path):
     cfg, files = fake_run(tmp_path)
-    first = to_markdown(*build(cfg, files, str(tmp_path / "benchmarks")))
-    assert to_markdown(*build(cfg, files, str(tmp_path / "benchmarks"))) == first
+    first = to_markdown(*build(cfg, files, str(tmp_path / BENCHMARKS)))
+    assert to_markdown(*build(cfg, files, str(tmp_path / BENCHMARKS))) == first
 
 
 # Runs after the page has loaded: records, per <img>, whether it decoded (naturalWidth > 0).

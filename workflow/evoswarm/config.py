@@ -15,6 +15,7 @@ import yaml
 
 from evoswarm.io import InputError, read_text
 from evoswarm.protocol.scoring import FREE_TEXT
+from evoswarm.targets import every_target, generation_job, parses_back, persona
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
@@ -89,8 +90,7 @@ def _check(config: dict, source: str) -> None:
         )
     copies = _gen0_slot_names(names, config["population"])[len(names) :]
     for i, name in enumerate(names):
-        # the evaluate stage and the report read a target ending in '-best' as a generation's best agent.
-        if name == "best" or name.endswith("-best"):
+        if not parses_back(persona(name)):
             raise InputError(
                 f"{source}: personas[{i}].name {name!r}: its target gen0-{name} would read as gen<g>-best; rename it"
             )
@@ -240,25 +240,14 @@ def bred_slots(population: int) -> list[str]:
 
 
 def evaluation_targets(config: dict) -> list[str]:
-    """Every evaluation target, in the report's order: baselines, personas, each generation's best, teams."""
-    gens = range(config["generations"] + 1)
-    return (
-        ["base", "base-sc", "prompt-vote", "team-vote"]
-        + [f"gen0-{a}" for a in gen0_members(config)]
-        + [f"gen{g}-best" for g in gens]
-        + [f"team-gen{g}" for g in gens]
-    )
+    """The name of every evaluation target, in the report's order (targets.every_target)."""
+    return [str(t) for t in every_target(config["generations"], gen0_members(config))]
 
 
 def generation_eval_targets(config: dict, gen: int | str) -> list[str]:
-    """The targets one evaluation job computes for generation `gen` of a replicate: its test debate (and,
-    for generation 0, the one-round vote read off that debate's round 1), its single-model targets on
-    the base loaded once, and with generation 0 the base-only per-seed baselines. Not here: `base`
-    (shared by all seeds) and gen0-best (a copy of its agent's result, chosen by the run's fitness).
-    `gen` may be a pattern ("{gen}": the rule of every generation >= 1)."""
-    if gen == 0:
-        return ["team-gen0", "team-vote", "prompt-vote", "base-sc"] + [f"gen0-{a}" for a in gen0_members(config)]
-    return [f"team-gen{gen}", f"gen{gen}-best"]
+    """The names of the targets one evaluation job computes for generation `gen` of a replicate
+    (targets.generation_job); `gen` may be a pattern ("{gen}": the rule of every generation >= 1)."""
+    return [str(t) for t in generation_job(gen, gen0_members(config))]
 
 
 # What a study arm may change: the keys that act from generation 0's fitness on. Everything before

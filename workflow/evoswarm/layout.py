@@ -2,7 +2,7 @@
 such as "{seed}") and for the stage scripts run by hand (called with values).
 
     <results>/base/                      the base model, built once from the first seed
-    <results>/eval/<target>.json         shared evaluation targets (SHARED_TARGETS)
+    <results>/eval/<target>.json         shared evaluation targets (targets.SHARED)
     <results>/seed<k>/gen<g>/...         one replicate: adapters, debate, fitness.csv, selection.json
     <results>/seed<k>/eval/<target>.json every other evaluation target, per replicate
     <results>/seed<k>/gen<g>/best-merged/ the generation's best agent as a merged model (`snakemake export`)
@@ -10,6 +10,7 @@ such as "{seed}") and for the stage scripts run by hand (called with values).
     <results>/study/<arm>/seed<k>/...    a study arm's replicate from generation 1 on (its generation 0
                                          and the evaluations that depend on it alone are the main run's)
     <results>/study/table.md|csv         the study's comparison table
+    logs/<rule>/<job>.log                a job's log, and benchmarks/<rule>/<job>.tsv its time and memory
 
 `arm` is the prefix of a study arm's files ("" for the main run, `arm_prefix(name)` for an arm), so one
 rule pattern ("{arm}seed{seed}") serves both.
@@ -17,10 +18,11 @@ rule pattern ("{arm}seed{seed}") serves both.
 
 from __future__ import annotations
 
-from evoswarm.config import evaluation_targets, members
+import re
+from pathlib import Path
 
-# Evaluated once, not per seed: the base is shared and scoring it alone is deterministic (log-likelihoods).
-SHARED_TARGETS = ("base",)
+from evoswarm.config import evaluation_targets, members
+from evoswarm.targets import SHARED, Target
 
 
 def base_dir(results: str) -> str:
@@ -79,9 +81,10 @@ def shared_eval_json(results: str, target) -> str:
     return f"{results}/eval/{target}.json"
 
 
-def eval_json(results: str, seed, target: str, arm: str = "") -> str:
-    """The eval file a replicate reads for `target`: shared targets live outside the seed folders."""
-    if target in SHARED_TARGETS:
+def eval_json(results: str, seed, target: Target | str, arm: str = "") -> str:
+    """The eval file a replicate reads for `target` (or the target of that name): shared targets live
+    outside the seed folders."""
+    if str(target) in map(str, SHARED):
         return shared_eval_json(results, target)
     return f"{replicate_dir(results, seed, arm)}/eval/{target}.json"
 
@@ -125,3 +128,43 @@ def flatten(files: dict) -> dict[str, list[str]]:
         return [p for v in values for p in paths(v)]
 
     return {k: list(dict.fromkeys(paths(v))) for k, v in files.items()}
+
+
+LOGS, BENCHMARKS = "logs", "benchmarks"
+
+
+def job_name(rule: str, *, seed=None, gen=None, target=None, agent=None, shard=None, arm: str = "") -> str:
+    """A job's name in its log and benchmark paths: the parts it has, in this order, joined by '-'
+    ('seed0-gen1', 'study/a/seed0-gen1-s02', 'seed0-gen0-best', 'seed0-gen1-shard2'); `rule` for a job
+    with none ('build_base'). Called with values or with wildcard placeholders ("{seed}")."""
+    parts = [
+        None if seed is None else f"{arm}seed{seed}",
+        None if gen is None else f"gen{gen}",
+        target,
+        agent,
+        None if shard is None else f"shard{shard}",
+    ]
+    return "-".join(str(p) for p in parts if p is not None) or rule
+
+
+def log(rule: str, **parts) -> str:
+    """logs/<rule>/<job>.log (job_name's `parts`). `rule`: the rule's folder (the evaluate rules share
+    'evaluate'). The README and users rely on these paths."""
+    return f"{LOGS}/{rule}/{job_name(rule, **parts)}.log"
+
+
+def benchmark(rule: str, **parts) -> str:
+    """benchmarks/<rule>/<job>.tsv, named as `log`."""
+    return f"{BENCHMARKS}/{rule}/{job_name(rule, **parts)}.tsv"
+
+
+def benchmark_files(folder: str = BENCHMARKS) -> list[tuple[str, str, Path]]:
+    """(rule, job name, file) of every benchmark under `folder`, as `benchmark` names them; a study arm's
+    job name holds folders (study/<arm>/seed...), so its files are not among them."""
+    return [(p.parent.name, p.stem, p) for p in sorted(Path(folder).glob("*/*.tsv"))]
+
+
+def job_seed(job: str) -> int | None:
+    """The replicate seed of a job named by job_name, or None for a job all replicates share."""
+    m = re.match(r"seed(\d+)-", job)
+    return int(m.group(1)) if m else None

@@ -13,35 +13,16 @@ import csv
 import html
 import io
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from evoswarm.config import derive_seed, gen0_members
 from evoswarm.io import InputError, read_jsonl
-from evoswarm.layout import eval_failure
+from evoswarm.layout import benchmark_files, eval_failure, job_seed
 from evoswarm.model.adapters import read_lineage
 from evoswarm.protocol.scoring import metric_name, vote_key
 from evoswarm.report.stats import Estimate, Scored, accuracy, paired_difference, scored_from_per_item, verdict
-
-TARGET_NOTES = {
-    "base": "base model alone (lm-eval)",
-    "base-sc": "base model self-consistency: k sampled turns + majority (the debate's budget)",
-    "prompt-vote": "base with the personas' system prompts, no adapters, one-round vote",
-    "team-vote": "generation-0 personas, one round, confidence-weighted vote (no debate)",
-}
-
-
-def describe(target: str) -> str:
-    if target in TARGET_NOTES:
-        return TARGET_NOTES[target]
-    if target.endswith("-best"):
-        return f"generation {target[3:-5]}'s fittest agent alone (lm-eval)"
-    if target.startswith("gen0-"):
-        return f"persona {target[5:]} alone (lm-eval)"
-    if target.startswith("team-gen"):
-        return f"generation {target[8:]}'s team, full debate"
-    return target
+from evoswarm.targets import BASE, BASE_SC, PROMPT_VOTE, TEAM_VOTE, Target, best, persona, team
 
 
 @dataclass
@@ -108,7 +89,7 @@ def read_csv_rows(path: str) -> list[dict]:
 
 @dataclass(frozen=True)
 class Comparison:
-    """A vs B on the test split (optionally on one skill's items), with what a sign means for it."""
+    """A vs B (target names) on the test split (optionally on one skill's items), with what a sign means."""
 
     what: str
     a: str
@@ -125,37 +106,38 @@ class Comparison:
 def comparisons(config: dict, targets: list[str]) -> list[Comparison]:
     """The report's comparisons, those whose two targets this run evaluates."""
     last = config["generations"]
+    team0, vote, sc = str(team(0)), str(TEAM_VOTE), str(BASE_SC)
     wanted = [
-        Comparison("debate vs vote", "team-gen0", "team-vote", "the debate helps", "the debate hurts"),
+        Comparison("debate vs vote", team0, vote, "the debate helps", "the debate hurts"),
         Comparison(
             "vote vs self-consistency",
-            "team-vote",
-            "base-sc",
+            vote,
+            sc,
             "the persona vote beats self-consistency",
             "self-consistency beats the persona vote",
         ),
         Comparison(
             "debate vs self-consistency",
-            "team-gen0",
-            "base-sc",
+            team0,
+            sc,
             "the debate beats self-consistency",
             "self-consistency beats the debate",
         ),
         Comparison(
             "vote vs prompt-only vote",
-            "team-vote",
-            "prompt-vote",
+            vote,
+            str(PROMPT_VOTE),
             "the adapters help beyond the prompts",
             "the adapters hurt compared with the prompts alone",
         ),
     ]
-    for slot, persona in gen0_members(config).items():
-        skill = persona.get("skill")
+    for slot, member in gen0_members(config).items():
+        skill = member.get("skill")
         wanted.append(
             Comparison(
                 f"persona {slot} vs base",
-                f"gen0-{slot}",
-                "base",
+                str(persona(slot)),
+                str(BASE),
                 f"{slot} beats the base",
                 f"{slot} is worse than the base",
                 skill,
@@ -165,15 +147,15 @@ def comparisons(config: dict, targets: list[str]) -> list[Comparison]:
         wanted += [
             Comparison(
                 f"gen-{last} best vs gen-0 best",
-                f"gen{last}-best",
-                "gen0-best",
+                str(best(last)),
+                str(best(0)),
                 "evolution improved the best agent",
                 "evolution made the best agent worse",
             ),
             Comparison(
                 f"team gen-{last} vs team gen-0",
-                f"team-gen{last}",
-                "team-gen0",
+                str(team(last)),
+                team0,
                 "evolution improved the team",
                 "evolution made the team worse",
             ),
@@ -243,7 +225,7 @@ def accuracy_section(evals, scored, est, metric: str = "accuracy") -> Section:
     rows = []
     for t, s in scored.items():
         if isinstance(s, str):
-            rows.append([t, describe(t), "", "", "", "", *[""] * len(skills), *[""] * len(budget), s])
+            rows.append([t, Target.parse(t).describe(), "", "", "", "", *[""] * len(skills), *[""] * len(budget), s])
             continue
         by_seed = evals[t]
         agents = sorted({e["evoswarm"].get("agent", "") for e in by_seed.values()} - {""})
@@ -258,7 +240,7 @@ def accuracy_section(evals, scored, est, metric: str = "accuracy") -> Section:
             vals = [v for v in vals if v is not None]
             spent.append(f"{sum(vals) / len(vals):.0f}" if vals else "")
         e = est[t]
-        what = describe(t) + (f" [{', '.join(agents)}]" if agents else "")
+        what = Target.parse(t).describe() + (f" [{', '.join(agents)}]" if agents else "")
         rows.append([t, what, _fmt(e.mean), _ci(e), per_seed, str(e.n_items), *per_skill, *spent, "ok"])
     return Section(
         f"{metric[0].upper()}{metric[1:]} on the test split",
@@ -279,7 +261,7 @@ def dev_vs_test(config, evals, fitness) -> list[dict]:
     """Per generation and seed: the selected (best) agent, its dev solo accuracy and its test accuracy."""
     out = []
     for g in range(config["generations"] + 1):
-        by_seed = evals.get(f"gen{g}-best", {})
+        by_seed = evals.get(str(best(g)), {})
         for s in sorted(by_seed):
             e = by_seed[s]
             if e.get("failed"):
@@ -305,9 +287,9 @@ def generation_rows(config, est: dict[str, Estimate], dev_test: list[dict]) -> l
         rows.append(
             {
                 "gen": g,
-                "best": est.get(f"gen{g}-best"),
-                "vote": est.get("team-vote") if g == 0 else None,
-                "debate": est.get(f"team-gen{g}"),
+                "best": est.get(str(best(g))),
+                "vote": est.get(str(TEAM_VOTE)) if g == 0 else None,
+                "debate": est.get(str(team(g))),
                 "dev": sum(devs) / len(devs) if devs else None,
             }
         )
@@ -367,7 +349,7 @@ def generations_plot(rows: list[dict]) -> str:
     return _png(fig)
 
 
-def lineage_plot(lineage: dict[int, list[dict]], best: dict[tuple[int, int], str]) -> str:
+def lineage_plot(lineage: dict[int, list[dict]], selected: dict[tuple[int, int], str]) -> str:
     """One panel per seed: agents by generation (x) and slot (y), edges from parents (width = blend
     weight, dashed = elite copy), the generation's selected best agent ringed."""
     plt = _pyplot()
@@ -391,7 +373,7 @@ def lineage_plot(lineage: dict[int, list[dict]], best: dict[tuple[int, int], str
                     ax.plot([src[0], x[0]], [src[1], x[1]], style, color="grey", lw=0.5 + 2.5 * float(w), zorder=1)
         for n in nodes:
             g, (x, y) = n["generation"], pos[(n["generation"], n["slot"])]
-            ring = best.get((s, g)) == n["slot"]
+            ring = selected.get((s, g)) == n["slot"]
             ax.scatter(
                 [x],
                 [y],
@@ -569,27 +551,25 @@ def raw_fitness_columns(tables: list[list[dict]]) -> list[str]:
 
 
 def benchmark_rows(folder: str) -> list[dict]:
-    """Seconds and peak memory per job from Snakemake's benchmark files."""
+    """Seconds and peak memory per job from Snakemake's benchmark files (layout.benchmark_files)."""
     rows = []
-    for p in sorted(Path(folder).glob("*/*.tsv")):
+    for rule, job, p in benchmark_files(folder):
         with p.open(newline="") as f:
             recs = list(csv.DictReader(f, delimiter="\t"))
         if recs:
-            rows.append(
-                {"rule": p.parent.name, "job": p.stem, "s": float(recs[-1]["s"]), "max_rss_mb": recs[-1].get("max_rss")}
-            )
+            rows.append({"rule": rule, "job": job, "s": float(recs[-1]["s"]), "max_rss_mb": recs[-1].get("max_rss")})
     return rows
 
 
 def cost_split(bench: list[dict]) -> tuple[float, dict[int, float]]:
-    """Job seconds of the shared jobs (base, base evaluation) and of each replicate (jobs named seed<k>-...)."""
+    """Job seconds of the shared jobs (base, base evaluation) and of each replicate (layout.job_seed)."""
     shared, per_seed = 0.0, {}
     for b in bench:
-        m = re.match(r"seed(\d+)-", b["job"])
-        if m:
-            per_seed[int(m.group(1))] = per_seed.get(int(m.group(1)), 0.0) + b["s"]
-        else:
+        seed = job_seed(b["job"])
+        if seed is None:
             shared += b["s"]
+        else:
+            per_seed[seed] = per_seed.get(seed, 0.0) + b["s"]
     return shared, per_seed
 
 
@@ -633,7 +613,7 @@ def build(config: dict, files: dict, benchmarks: str) -> tuple[str, str, list[Se
     dev_test = dev_vs_test(config, evals, fitness)
     gen_rows = generation_rows(config, est, dev_test)
     lineage = {s: [read_lineage(d) for d in files["adapters"][s]] for s in seeds}
-    best = {(d["seed"], d["gen"]): d["agent"] for d in dev_test}
+    selected = {(d["seed"], d["gen"]): d["agent"] for d in dev_test}
     last = config["generations"]
 
     sections = [
@@ -684,7 +664,7 @@ def build(config: dict, files: dict, benchmarks: str) -> tuple[str, str, list[Se
             "weight; dashed: elite copy; ringed: the generation's selected best.",
             head=["seed", "agent", "operator", "parents (weights)", "persona", "sha256"],
             rows=[[str(s), *lineage_cells(n)] for s in seeds for n in lineage[s]],
-            image=lineage_plot(lineage, best),
+            image=lineage_plot(lineage, selected),
         ),
     ]
     dev_items = read_jsonl(files["dev"], required=["id"])

@@ -16,6 +16,7 @@ from evoswarm.evolve.selection import ranked
 from evoswarm.io import read_jsonl
 from evoswarm.report.build import load_evals, read_csv_rows, scored_targets
 from evoswarm.report.stats import Estimate, accuracy, paired_difference
+from evoswarm.targets import study_targets
 
 
 def _ci(e: Estimate) -> str:
@@ -41,7 +42,7 @@ def _dev(files: dict) -> tuple[float, float]:
 def study_rows(files: dict, arms: dict, baseline: str, generations: int, iters: int, seed: int) -> list[dict]:
     """files: arm -> seed -> {target: eval json, votes, fitness}; arms: arm -> its overrides."""
     G = generations
-    best0, bestG, team0, teamG = "gen0-best", f"gen{G}-best", "team-gen0", f"team-gen{G}"
+    best0, bestG, team0, teamG = map(str, study_targets(G))
     scored = {}
     for arm, by_seed in files.items():
         paths = {s: {t: p for t, p in f.items() if t not in ("votes", "fitness")} for s, f in by_seed.items()}
