@@ -223,7 +223,7 @@ def params_for(stage):
     return stage_params
 
 
-# Evaluation targets (DESIGN.md section 4): one job per generation (config.generation_eval_targets).
+# Evaluation targets (docs/design.md, "Evaluation targets and baselines"): one job per generation (config.generation_eval_targets).
 def gen_eval_outputs(gen, arm=""):
     """The eval jsons of a generation's evaluation job (patterns with gen="{gen}", arm="{arm}")."""
     return [

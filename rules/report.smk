@@ -1,4 +1,4 @@
-# Evaluation (DESIGN.md section 4): one job per generation of a replicate, which debates the test split
+# Evaluation (docs/design.md, "Evaluation targets and baselines"): one job per generation of a replicate, which debates the test split
 # once and scores its single-model targets on the base loaded once (workflow/scripts/evaluate.py).
 # Generation 0 of the main run: its debate (team-gen0, and team-vote from its round 1), the personas,
 # and the base-only per-seed baselines (base-sc, prompt-vote). Every study arm shares it.
