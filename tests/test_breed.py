@@ -2,12 +2,12 @@
 NaN weights, weights that no longer hash to their lineage's sha256, another base, a missing lineage."""
 
 import json
-import runpy
 from pathlib import Path
 
 import pytest
 import torch
 from evoswarm import stage
+from evoswarm.evolve.offspring import breed as BREED
 from evoswarm.io import InputError, sha256_file
 from evoswarm.model.adapters import (
     LINEAGE,
@@ -22,7 +22,6 @@ from evoswarm.model.base import read_manifest
 from safetensors.torch import save_file
 
 REPO = Path(__file__).resolve().parent.parent
-BREED = runpy.run_path(str(REPO / "workflow/scripts/breed.py"), run_name="breed")["main"]
 MODULES = ["model.layers.0.self_attn.q_proj", "model.layers.0.mlp.down_proj"]
 CONFIG = {"evolution": {}}
 

@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+import yaml
+from conftest import REPO, SMOKE
 from evoswarm import stage
 from evoswarm.config import STAGE_KEYS, gen0_members, stage_config
 
@@ -52,6 +53,27 @@ def test_a_job_gets_its_arguments_and_the_stages_threads_not_the_jobs(tmp_path):
         ("votes", None),
     ]
     assert called == f"{kwargs} {stage.MODEL_THREADS} None"  # 2 threads though the job has 1; bitsandbytes out
+
+
+def test_by_hand_the_base_defaults_to_the_configs_results(tmp_path):
+    """breed.py by hand without --base reads <results>/base of --config (not results/base)."""
+    raw = yaml.safe_load(SMOKE.read_text())
+    raw["results"] = str(tmp_path / "elsewhere")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    selection = tmp_path / "selection.json"
+    selection.write_text('{"generation": 0, "elites": {}, "children": {}}')
+    flags = ["--selection", selection, "--parents-dir", tmp_path, "--slot", "s00", "--out", tmp_path / "out"]
+    r = subprocess.run(
+        [sys.executable, "workflow/scripts/breed.py", "--config", config, *flags],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert r.returncode == 1
+    assert r.stdout.splitlines() == [
+        f"error: {tmp_path}/elsewhere/base/manifest.json: base model manifest not found (run the build_base stage)"
+    ]
 
 
 def test_a_script_without_flags_says_it_runs_under_snakemake_only():
