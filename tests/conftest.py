@@ -58,27 +58,29 @@ def tiny_base(tmp_path_factory, smoke_config):
 
 
 def train(base, persona, out, config, seed=1, **overrides):
-    from evoswarm.model.adapters import base_identity, write_lineage
+    """A generation-0 adapter of `persona` with the lineage train_persona writes (training overrides applied)."""
+    from evoswarm.config import persona_training
+    from evoswarm.model.adapters import base_identity, lineage_record, write_lineage
     from evoswarm.model.base import read_manifest
     from evoswarm.model.training import train_lora
 
     p = next(p for p in config["personas"] if p["name"] == persona)
-    tcfg = {**config["training"], **p.get("training", {}), **overrides}
+    tcfg = {**persona_training(config, p), **overrides}
     out.mkdir(parents=True, exist_ok=True)
-    train_lora(str(base), str(REPO / p["data"]), p["system"], tcfg, config, seed, out)
-    write_lineage(
-        out,
-        {
-            "generation": 0,
-            "slot": persona,
-            "persona": persona,
-            "system": p["system"],
-            "parents": [],
-            "operator": "sft",
-            "seed": seed,
-            "base": base_identity(read_manifest(base)),
-        },
+    stats = train_lora(str(base), str(REPO / p["data"]), p["system"], tcfg, config, seed, out)
+    lineage = lineage_record(
+        generation=0,
+        slot=persona,
+        persona=persona,
+        system=p["system"],
+        parents=[],
+        operator="sft",
+        params=tcfg,
+        seed=seed,
+        base=base_identity(read_manifest(base)),
+        train=stats,
     )
+    write_lineage(out, lineage)
     return out
 
 

@@ -280,13 +280,9 @@ def test_empty_or_overlong_topic_is_refused_in_one_line(tiny_base, tiny_adapters
 
 
 def test_debate_stage_refuses_an_empty_question(tmp_path, tiny_base, smoke_config):
-    import importlib.util
-
+    from evoswarm.debate.generation import debate_generation
     from evoswarm.io import InputError
 
-    spec = importlib.util.spec_from_file_location("debate_stage", REPO / "workflow/scripts/debate.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text(
         json.dumps({"id": "q1", "question": "1 + 1?", "answer": "2"})
@@ -295,7 +291,9 @@ def test_debate_stage_refuses_an_empty_question(tmp_path, tiny_base, smoke_confi
         + "\n"
     )
     with pytest.raises(InputError, match=r"tasks.jsonl:2: 'question' must be a non-empty string"):
-        stage.main(smoke_config, str(tiny_base), [], str(tasks), str(tmp_path / "t.jsonl"), str(tmp_path / "v.jsonl"))
+        debate_generation(
+            smoke_config, str(tiny_base), [], str(tasks), str(tmp_path / "t.jsonl"), str(tmp_path / "v.jsonl")
+        )
 
 
 def test_truncation_keeps_the_system_prompt_and_question_and_cuts_the_peers(backend, server, capsys):

@@ -2,19 +2,26 @@
 NaN weights, weights that no longer hash to their lineage's sha256, another base, a missing lineage."""
 
 import json
-import runpy
 from pathlib import Path
 
 import pytest
 import torch
 from evoswarm import stage
+from evoswarm.evolve.offspring import breed as BREED
 from evoswarm.io import InputError, sha256_file
-from evoswarm.model.adapters import LINEAGE, WEIGHTS, base_identity, read_lineage, write_adapter, write_lineage
+from evoswarm.model.adapters import (
+    LINEAGE,
+    WEIGHTS,
+    base_identity,
+    lineage_record,
+    read_lineage,
+    write_adapter,
+    write_lineage,
+)
 from evoswarm.model.base import read_manifest
 from safetensors.torch import save_file
 
 REPO = Path(__file__).resolve().parent.parent
-BREED = runpy.run_path(str(REPO / "workflow/scripts/breed.py"), run_name="breed")["main"]
 MODULES = ["model.layers.0.self_attn.q_proj", "model.layers.0.mlp.down_proj"]
 CONFIG = {"evolution": {}}
 
@@ -70,6 +77,17 @@ def test_a_sound_elite_is_copied_with_the_sha_of_its_copy(gen0):
     lineage = read_lineage(out)
     assert lineage["operator"] == "elite" and lineage["parents"] == ["critic"]
     assert lineage["sha256"] == sha256_file(out / WEIGHTS) == sha256_file(gen0["adapters"] / "critic" / WEIGHTS)
+
+
+def test_lineage_records_keep_one_field_order_and_an_ancestors_places():
+    fresh = lineage_record(seed=3, operator="sft", generation=0, slot="critic", parents=[], base="b", params={})
+    assert list(fresh) == ["generation", "slot", "parents", "operator", "params", "seed", "base"]
+    parent = {"generation": 0, "slot": "critic", "operator": "sft", "sha256": "ab", "train": {}}
+    elite = lineage_record(parent, generation=1, slot="s00", operator="elite", parent_generation=0)
+    assert list(elite) == ["generation", "slot", "operator", "sha256", "train", "parent_generation"]
+    assert (elite["generation"], elite["operator"]) == (1, "elite") and parent["operator"] == "sft"
+    with pytest.raises(TypeError, match="unknown fields"):
+        lineage_record(generaton=1)
 
 
 def nan_weights(folder: Path):

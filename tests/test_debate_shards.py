@@ -8,10 +8,10 @@ import runpy
 import pytest
 from conftest import REPO, run_snakemake
 from evoswarm.config import stage_config
+from evoswarm.debate.generation import debate_generation as DEBATE
 from evoswarm.debate.shards import merge_shards, shard_bounds
 from evoswarm.io import InputError, read_jsonl
 
-DEBATE = runpy.run_path(str(REPO / "workflow/scripts/debate.py"), run_name="debate_stage")["main"]
 MERGE = runpy.run_path(str(REPO / "workflow/scripts/debate_merge.py"), run_name="debate_merge")["main"]
 
 

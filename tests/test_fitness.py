@@ -133,3 +133,34 @@ def test_normalisers_stay_in_unit_range_and_never_reverse_order(values, floor):
         for a, b in itertools.permutations(values, 2):
             if values[a] < values[b]:
                 assert out[a] <= out[b]
+
+
+def test_the_modes_and_novelties_are_the_schemas():
+    from pathlib import Path
+
+    import yaml
+    from evoswarm.evolve.cooperation import COOPERATION_MODES
+    from evoswarm.evolve.fitness import NOVELTY
+
+    schema = Path(__file__).resolve().parent.parent / "workflow/evoswarm/schemas/config.schema.yaml"
+    fitness = yaml.safe_load(schema.read_text())["properties"]["fitness"]["properties"]
+    assert set(COOPERATION_MODES) == set(fitness["cooperation_mode"]["enum"])
+    assert set(NOVELTY) == set(fitness["novelty"]["enum"])
+
+
+def test_fitness_csv_reads_back_what_it_writes(tmp_path):
+    from evoswarm.evolve.fitness import COLUMNS, fitness_csv, read_fitness_csv, read_skill_accuracy
+
+    numbers = {c: 0.25 for c in COLUMNS[3:]}
+    rows = [
+        {"agent": a, "adapter_sha": "ab" * 32, "n_items": 4, **numbers, "fitness": f, "solo_acc_sums": s}
+        for a, f, s in (("critic", 0.5, 1.0), ("ideator", 1 / 3, 0.0))
+    ]
+    path = tmp_path / "fitness.csv"
+    path.write_text(fitness_csv(rows, ["sums"]))
+    assert path.read_text().splitlines()[:2] == [
+        ",".join(COLUMNS) + ",solo_acc_sums",
+        "critic," + "ab" * 32 + ",4," + "0.250000," * 8 + "0.500000,1.000000",
+    ]
+    assert read_fitness_csv(str(path)) == {"critic": 0.5, "ideator": 0.333333}
+    assert read_skill_accuracy(str(path)) == {"sums": {"critic": 1.0, "ideator": 0.0}}

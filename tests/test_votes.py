@@ -165,19 +165,16 @@ def test_rejudging_the_full_team_gives_back_the_debate_judge_in_any_agent_order(
 
 def test_fitness_stage_values_the_team_by_its_judge(judged, tmp_path):
     import csv
-    import importlib.util
 
+    from evoswarm.evolve.fitness import score_generation
     from evoswarm.io import write_jsonl
 
     d = judged
     write_jsonl(tmp_path / "transcripts.jsonl", d.transcripts)
     write_jsonl(tmp_path / "votes.jsonl", d.votes)
-    spec = importlib.util.spec_from_file_location("fitness_stage", REPO / "workflow/scripts/fitness.py")
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
     config = {**d.config, "fitness": {**d.config["fitness"], "novelty": "answers"}}
     out = tmp_path / "fitness.csv"
-    stage.main(
+    score_generation(
         config,
         d.base,
         d.adapters,

@@ -54,14 +54,23 @@ def bred_dir(results: str, seed, gen, agent, arm: str = "") -> str:
 DEBATE_SPLITS = {"dev": "debate", "train": "debate_train"}
 
 
+def debate_file(folder: str, name: str) -> str:
+    """`name` (transcripts or votes) in a debate's folder, a shard's or one given by hand."""
+    return f"{folder}/{name}.jsonl"
+
+
+def _debate_dir(results: str, seed, gen, arm: str, split: str) -> str:
+    return f"{replicate_dir(results, seed, arm)}/gen{gen}/{DEBATE_SPLITS[split]}"
+
+
 def debate_out(results: str, seed, gen, name: str, arm: str = "", split: str = "dev") -> str:
     """`name`: transcripts or votes."""
-    return f"{replicate_dir(results, seed, arm)}/gen{gen}/{DEBATE_SPLITS[split]}/{name}.jsonl"
+    return debate_file(_debate_dir(results, seed, gen, arm, split), name)
 
 
 def debate_shard_out(results: str, seed, gen, name: str, shard, shards: int, arm: str = "", split: str = "dev") -> str:
     """Shard `shard` (0-based) of `shards` of a debate (`debate.shards`); debate_merge joins them into debate_out."""
-    return f"{replicate_dir(results, seed, arm)}/gen{gen}/{DEBATE_SPLITS[split]}/shard{shard}of{shards}/{name}.jsonl"
+    return debate_file(f"{_debate_dir(results, seed, gen, arm, split)}/shard{shard}of{shards}", name)
 
 
 def fitness_csv(results: str, seed, gen, arm: str = "") -> str:

@@ -3,9 +3,7 @@
 By hand: python workflow/scripts/build_base.py --config config.yaml --out results/base
 """
 
-import argparse
-
-from evoswarm import stage
+from evoswarm import layout, stage
 from evoswarm.model.base import build_embedded, resolve_external
 
 
@@ -21,31 +19,17 @@ def main(config: dict, corpus: str, format_chats: str, out: str) -> None:
         print(f"base {m['source']} at {m['path']} -> {out}/manifest.json")
 
 
-sm = stage.from_snakemake(globals())
-if sm:
-    stage.run(
+if __name__ == "__main__":
+    stage.entry(
         main,
-        dict(config=sm.params.config, corpus=sm.input.corpus, format_chats=sm.input.format_chats, out=sm.output[0]),
-        sm.log[0],
-        sm.threads,
-    )
-elif __name__ == "__main__":
-    from evoswarm.config import load_config, stage_config
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="config.yaml")
-    ap.add_argument("--corpus", default="data/corpus/corpus.txt")
-    ap.add_argument("--format-chats", default="data/corpus/format.jsonl")
-    ap.add_argument("--out", default="results/base")
-    ap.add_argument("--threads", type=int, default=2)
-    a = ap.parse_args()
-    stage.run(
-        main,
-        dict(
-            config=stage_config(load_config(a.config), "build_base"),
-            corpus=a.corpus,
-            format_chats=a.format_chats,
-            out=a.out,
+        stage="build_base",
+        threads=stage.MODEL_THREADS,
+        corpus=stage.Arg("input.corpus", "--corpus", default="data/corpus/corpus.txt"),
+        format_chats=stage.Arg("input.format_chats", "--format-chats", default="data/corpus/format.jsonl"),
+        out=stage.Arg(
+            "output[0]",
+            "--out",
+            default=lambda run: layout.base_dir(run.config["results"]),
+            help="default: <results>/base of --config",
         ),
-        threads=a.threads,
     )

@@ -5,10 +5,7 @@ By hand (the shards in order):
   python workflow/scripts/debate_merge.py --shards results/seed0/gen0/debate/shard{0,1}of2 --out results/my-debate
 """
 
-import argparse
-from pathlib import Path
-
-from evoswarm import stage
+from evoswarm import layout, stage
 from evoswarm.debate.shards import merge_shards
 from evoswarm.io import read_jsonl, write_jsonl
 
@@ -23,30 +20,23 @@ def main(shard_transcripts: list[str], shard_votes: list[str], transcripts: str,
     )
 
 
-sm = stage.from_snakemake(globals())
-if sm:
-    stage.run(
+def shard_files(name: str) -> stage.Arg:
+    return stage.Arg(f"input.{name}", hand=lambda run: [layout.debate_file(d, name) for d in run.flags.shards])
+
+
+def merged_file(name: str) -> stage.Arg:
+    return stage.Arg(f"output.{name}", hand=lambda run: layout.debate_file(run.flags.out, name))
+
+
+if __name__ == "__main__":
+    stage.entry(
         main,
-        dict(
-            shard_transcripts=list(sm.input.transcripts),
-            shard_votes=list(sm.input.votes),
-            transcripts=sm.output.transcripts,
-            votes=sm.output.votes,
-        ),
-        sm.log[0],
-    )
-elif __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shards", nargs="+", required=True, help="the shards' folders, in shard order")
-    ap.add_argument("--out", required=True, help="folder for transcripts.jsonl and votes.jsonl")
-    a = ap.parse_args()
-    out = Path(a.out)
-    stage.run(
-        main,
-        dict(
-            shard_transcripts=[str(Path(d) / "transcripts.jsonl") for d in a.shards],
-            shard_votes=[str(Path(d) / "votes.jsonl") for d in a.shards],
-            transcripts=str(out / "transcripts.jsonl"),
-            votes=str(out / "votes.jsonl"),
-        ),
+        shard_transcripts=shard_files("transcripts"),
+        shard_votes=shard_files("votes"),
+        transcripts=merged_file("transcripts"),
+        votes=merged_file("votes"),
+        flags={
+            "--shards": dict(nargs="+", required=True, help="the shards' folders, in shard order"),
+            "--out": dict(required=True, help="folder for transcripts.jsonl and votes.jsonl"),
+        },
     )

@@ -6,8 +6,6 @@ By hand: python workflow/scripts/export_best.py --base results/base --adapters r
              --fitness results/seed0/gen2/fitness.csv --out results/seed0/gen2/best-merged
 """
 
-import argparse
-
 from evoswarm import stage
 from evoswarm.evolve.selection import best_adapter
 from evoswarm.model.export import export_merged
@@ -19,20 +17,12 @@ def main(base: str, adapters: list[str], fitness: str, out: str) -> None:
     print(f"{out}: {agent} (generation {lineage.get('generation')}, sha {lineage['sha256'][:12]}) merged into the base")
 
 
-sm = stage.from_snakemake(globals())
-if sm:
-    stage.run(
+if __name__ == "__main__":
+    stage.entry(
         main,
-        dict(base=sm.input.base, adapters=list(sm.input.adapters), fitness=sm.input.fitness, out=sm.output[0]),
-        sm.log[0],
-        sm.threads,
-        without_bitsandbytes=True,
+        threads=stage.MODEL_THREADS,
+        base=stage.BASE,
+        adapters=stage.Arg("input.adapters", "--adapters", nargs="+", required=True),
+        fitness=stage.Arg("input.fitness", "--fitness", required=True),
+        out=stage.Arg("output[0]", "--out", required=True),
     )
-elif __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", default="results/base")
-    ap.add_argument("--adapters", nargs="+", required=True)
-    ap.add_argument("--fitness", required=True)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args()
-    stage.run(main, dict(base=a.base, adapters=a.adapters, fitness=a.fitness, out=a.out))

@@ -4,8 +4,6 @@ A pure function of fitness.csv and the seed (imports no model code).
 By hand: python workflow/scripts/select_parents.py --config config.yaml --fitness results/seed0/gen0/fitness.csv --gen 0
 """
 
-import argparse
-
 from evoswarm import stage
 from evoswarm.evolve.fitness import read_fitness_csv, read_skill_accuracy
 from evoswarm.evolve.selection import select
@@ -27,21 +25,11 @@ def main(config: dict, fitness: str, out: str, gen: int) -> None:
         print(f"  {slot}: {c['operator']}({', '.join(c['parents'])}) weights {c['weights']} seed {c['seed']}")
 
 
-sm = stage.from_snakemake(globals())
-if sm:
-    stage.run(
+if __name__ == "__main__":
+    stage.entry(
         main,
-        dict(config=sm.params.config, fitness=sm.input[0], out=sm.output[0], gen=int(sm.wildcards.gen)),
-        sm.log[0],
-        sm.threads,
+        stage="select",
+        fitness=stage.Arg("input[0]", "--fitness", required=True),
+        gen=stage.Arg("wildcards.gen", "--gen", type=int, required=True),
+        out=stage.Arg("output[0]", "--out", required=True),
     )
-elif __name__ == "__main__":
-    from evoswarm.config import load_config, stage_config
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="config.yaml")
-    ap.add_argument("--fitness", required=True)
-    ap.add_argument("--gen", type=int, required=True)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args()
-    stage.run(main, dict(config=stage_config(load_config(a.config), "select"), fitness=a.fitness, out=a.out, gen=a.gen))

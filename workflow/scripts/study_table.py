@@ -17,20 +17,15 @@ def main(files: dict, arms: dict, baseline: str, generations: int, iters: int, s
     print(to_markdown(rows, COMMAND))
 
 
-sm = stage.from_snakemake(globals())
-if sm:
-    stage.run(
+if __name__ == "__main__":
+    stage.entry(
         main,
-        dict(
-            files=sm.params.files,
-            arms=sm.params.arms,
-            baseline=sm.params.baseline,
-            generations=sm.params.generations,
-            iters=sm.params.bootstrap,
-            seed=sm.params.seed,
-            md=sm.output.md,
-            csv=sm.output.csv,
-        ),
-        sm.log[0],
-        sm.threads,
+        files=stage.Arg("params.files"),
+        arms=stage.Arg("params.arms"),
+        baseline=stage.Arg("params.baseline"),
+        generations=stage.Arg("params.generations"),
+        iters=stage.Arg("params.bootstrap"),
+        seed=stage.Arg("params.seed"),
+        md=stage.Arg("output.md"),
+        csv=stage.Arg("output.csv"),
     )

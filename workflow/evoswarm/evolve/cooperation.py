@@ -1,7 +1,8 @@
 """Cooperation: the value v(S) of a coalition of agents and the contributions computed from it.
 
-v(S) = team accuracy of coalition S (v(empty) = 0), by re-voting the recorded final answers or, with a
-judge, re-judging them; leave-one-out and exact Shapley values are computed over it."""
+v(S) = team accuracy of coalition S (v(empty) = 0), chosen by `fitness.cooperation_mode`: re-voting the
+recorded final answers (with a judge, re-judging them), or re-running the debate with S alone
+(COOPERATION_MODES); leave-one-out and exact Shapley values are computed over it (COOPERATION)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,50 @@ import itertools
 import math
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
-from evoswarm.backends import Backend
-from evoswarm.debate.agents import Agent
-from evoswarm.debate.loop import DebateSettings, judge_answers
+from evoswarm.backends import Backend, make_backend
+from evoswarm.debate.agents import Agent, load_agents
+from evoswarm.debate.loop import DebateSettings, judge_agent, judge_answers, run_debate
+from evoswarm.io import InputError, read_jsonl
 from evoswarm.protocol.prompts import PeerAnswer
 from evoswarm.protocol.scoring import SCORERS, vote_key, weighted_vote
+from evoswarm.world.items import load_items
+
+
+@dataclass
+class Debate:
+    """A generation's recorded debate as the fitness stage reads it: what v(S) and novelty are computed from."""
+
+    config: dict  # the fitness stage's
+    base: str
+    adapters: list[str]
+    transcripts: list[dict]
+    votes: list[dict]
+    votes_path: str
+    tasks: str
+    settings: DebateSettings
+    judge: Agent | None
+
+    @classmethod
+    def read(
+        cls, config: dict, base: str, adapters: list[str], transcripts: str, votes: str, tasks: str, gen: int
+    ) -> Debate:
+        rows = read_jsonl(transcripts, required=["question_id", "agent", "round", "correct", "answer", "confidence"])
+        vote_rows = read_jsonl(votes, required=["question_id", "finals", "gold"])
+        settings = DebateSettings.for_generation(config, gen)
+        return cls(config, base, adapters, rows, vote_rows, votes, tasks, settings, judge_agent(config["debate"]))
+
+    @property
+    def agents(self) -> list[str]:
+        return [Path(a).name for a in self.adapters]
+
+    @cached_property
+    def backend(self) -> Backend:
+        """The debate's backend, loaded on first use (re-voting needs none)."""
+        return make_backend(self.config["debate"]["backend"], self.base, self.config)
 
 
 def revote(votes: list[dict], subset: list[str], scorer: str, seed: int) -> float:
@@ -112,6 +151,46 @@ def shapley(
             phi[a] += (cur - prev) / samples
             prev = cur
     return phi
+
+
+def rerun_value(backend: Backend, agents: dict[str, Agent], items: list[dict], s: DebateSettings, judge) -> ValueFn:
+    """v(S) by re-running the whole debate with only the agents in S (counterfactual, costly)."""
+
+    def value(coalition):
+        _, votes = run_debate(backend, [agents[a] for a in coalition], items, s, judge=judge, final_summaries=False)
+        acc = sum(v["correct"] for v in votes) / len(votes)
+        print(f"  rerun without others: {coalition} -> {acc:.3f}", flush=True)
+        return acc
+
+    return value
+
+
+def _revote(d: Debate) -> ValueFn:
+    """Re-vote the recorded final answers; with a judge, re-judge the final turns of S."""
+    if d.judge is None:
+        return lambda s: revote(d.votes, list(s), d.settings.scorer, d.settings.seed)
+    by_id = {it["id"]: it for it in load_items(d.tasks, scorer=d.settings.scorer)}
+    missing = [r["question_id"] for r in d.votes if r["question_id"] not in by_id]
+    if missing:
+        raise InputError(f"{d.votes_path}: question {missing[0]} is not in {d.tasks}")
+    items = [by_id[r["question_id"]] for r in d.votes]
+    finals = final_turns(d.transcripts)
+    return lambda s: rejudge(d.backend, d.judge, items, finals, list(s), d.settings)
+
+
+def _rerun(d: Debate) -> ValueFn:
+    loaded = {ag.name: ag for ag in load_agents(d.backend, d.base, d.adapters)}
+    items = load_items(d.tasks, d.config["debate"]["max_questions"], d.settings.scorer)
+    return rerun_value(d.backend, loaded, items, d.settings, d.judge)
+
+
+# `fitness.cooperation_mode` -> the value function v(S) of a debate's coalitions.
+COOPERATION_MODES: dict[str, Callable[[Debate], ValueFn]] = {"revote": _revote, "rerun": _rerun}
+
+
+def value_function(d: Debate) -> ValueFn:
+    """The memoised v(S) that `fitness.cooperation_mode` names."""
+    return cached(COOPERATION_MODES[d.config["fitness"]["cooperation_mode"]](d))
 
 
 COOPERATION: dict[str, Callable[..., dict[str, float]]] = {

@@ -122,6 +122,33 @@ def write_adapter(out: str | Path, config: dict, tensors: dict[str, torch.Tensor
     return sha
 
 
+# lineage.json's fields, in the order a new record lists them (write_lineage adds the weights' sha256).
+LINEAGE_FIELDS = (
+    "generation",
+    "slot",
+    "persona",
+    "system",
+    "parents",
+    "parent_personas",
+    "parent_generation",
+    "operator",
+    "params",
+    "seed",
+    "base",
+    "train",
+    "lamarck",
+)
+
+
+def lineage_record(inherit: dict | None = None, **fields) -> dict:
+    """An adapter's lineage: `fields` in LINEAGE_FIELDS' order, after the record of the adapter it copies or
+    continues (`inherit`: an elite's parent, a Lamarckian step's bred child), whose keys keep their place."""
+    unknown = set(fields) - set(LINEAGE_FIELDS)
+    if unknown:
+        raise TypeError(f"lineage_record: unknown fields {sorted(unknown)}")
+    return {**(inherit or {}), **{k: fields[k] for k in LINEAGE_FIELDS if k in fields}}
+
+
 def write_lineage(folder: str | Path, lineage: dict) -> str:
     """Write lineage.json beside the weights, with their sha256. Returns the sha."""
     sha = sha256_file(Path(folder) / WEIGHTS)
