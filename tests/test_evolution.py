@@ -6,7 +6,7 @@ import pytest
 import yaml
 from conftest import REPO, run_snakemake
 from evoswarm.config import study_arms, validate
-from evoswarm.evolve.lamarck import LAMARCK, distill_chats, persona_sft
+from evoswarm.evolve.lamarck import distill_chats, persona_sft
 from evoswarm.evolve.selection import SURVIVAL, per_skill, select
 from evoswarm.io import InputError, read_jsonl
 from test_config import base_config
@@ -74,11 +74,6 @@ def test_persona_sft_reads_the_parents_persona_files():
     assert len(chats) == n
     with pytest.raises(InputError, match="evolution.lamarck"):
         persona_sft({"parent_personas": ["nobody"]}, {"personas": cfg["personas"]})
-    assert set(LAMARCK) == set(
-        yaml.safe_load((REPO / "workflow/evoswarm/schemas/config.schema.yaml").read_text())["properties"]["evolution"][
-            "properties"
-        ]["lamarck"]["properties"]["step"]["enum"]
-    )
 
 
 def study_config(arms):

@@ -135,19 +135,6 @@ def test_normalisers_stay_in_unit_range_and_never_reverse_order(values, floor):
                 assert out[a] <= out[b]
 
 
-def test_the_modes_and_novelties_are_the_schemas():
-    from pathlib import Path
-
-    import yaml
-    from evoswarm.evolve.cooperation import COOPERATION_MODES
-    from evoswarm.evolve.fitness import NOVELTY
-
-    schema = Path(__file__).resolve().parent.parent / "workflow/evoswarm/schemas/config.schema.yaml"
-    fitness = yaml.safe_load(schema.read_text())["properties"]["fitness"]["properties"]
-    assert set(COOPERATION_MODES) == set(fitness["cooperation_mode"]["enum"])
-    assert set(NOVELTY) == set(fitness["novelty"]["enum"])
-
-
 def test_fitness_csv_reads_back_what_it_writes(tmp_path):
     from evoswarm.evolve.fitness import COLUMNS, fitness_csv, read_fitness_csv, read_skill_accuracy
 

@@ -15,6 +15,8 @@ REGISTRIES = [
     ("tasks.scorer", "evoswarm.protocol.scoring:SCORERS"),
     ("debate.backend", "evoswarm.backends:BACKENDS"),
     ("fitness.cooperation", "evoswarm.evolve.cooperation:COOPERATION"),
+    ("fitness.cooperation_mode", "evoswarm.evolve.cooperation:COOPERATION_MODES"),
+    ("fitness.novelty", "evoswarm.evolve.fitness:NOVELTY"),
     ("fitness.normalise", "evoswarm.evolve.fitness:NORMALISERS"),
     ("evolution.survival", "evoswarm.evolve.selection:SURVIVAL"),
     ("evolution.selection", "evoswarm.evolve.selection:SELECTION"),

@@ -2,16 +2,13 @@
 schema, the vote's grouping by the scorer's normalisation, and free-text items with nothing to score."""
 
 import pytest
-import yaml
-from evoswarm.config import SCHEMA_PATH
 from evoswarm.io import InputError
 from evoswarm.protocol.scoring import FREE_TEXT, SCORERS, squad_normalize, vote_key, weighted_vote
 from evoswarm.world.items import load_items
 
 
-def test_schema_scorers_are_the_registry():
-    enum = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["tasks"]["properties"]["scorer"]["enum"]
-    assert sorted(enum) == sorted(SCORERS) and set(FREE_TEXT) <= set(SCORERS)
+def test_free_text_scorers_are_scorers():
+    assert set(FREE_TEXT) <= set(SCORERS)
 
 
 def test_squad_normalisation_and_token_f1():

@@ -166,7 +166,10 @@ def entry(
     if sm is not None:
         kwargs, log = {k: a.from_job(sm) for k, a in args.items()}, sm.log[0]
     else:
-        kwargs, threads, log = *_by_hand(stage, threads, flags or {}, args), None
+        try:  # the config and the values derived from it are read here, before the stage runs
+            kwargs, threads, log = *_by_hand(stage, threads, flags or {}, args), None
+        except InputError as e:
+            raise SystemExit(f"error: {e}") from None
     run(main, kwargs, log, threads, without_bitsandbytes=not quantizes(kwargs.get("config"), kwargs.get("persona")))
 
 
@@ -269,8 +272,3 @@ def _gpu_peak() -> str:
         f"; peak GPU memory {torch.cuda.max_memory_allocated() / gib:.2f} GiB allocated, "
         f"{torch.cuda.max_memory_reserved() / gib:.2f} GiB reserved"
     )
-
-
-def from_snakemake(g: dict) -> object | None:
-    """The `snakemake` object when the script runs under `script:`, else None."""
-    return g.get("snakemake")

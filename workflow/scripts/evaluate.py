@@ -15,62 +15,44 @@ By hand (the targets of a generation, or --targets any of them):
       --fitness results/seed0/gen0/fitness.csv --agent-evals results/seed0/eval/gen0-*.json --out-dir results/seed0/eval
 """
 
-import argparse
 from pathlib import Path
 
 from evoswarm import stage
-from evoswarm.evaluate.job import evaluate as main
+from evoswarm.config import gen0_systems, generation_eval_targets
+from evoswarm.evaluate.job import evaluate
+from evoswarm.io import InputError
 
-sm = stage.from_snakemake(globals())
-if sm:
-    stage.run(
-        main,
-        dict(
-            config=sm.params.config,
-            base=sm.input.get("base"),
-            tasks=sm.input.get("tasks"),
-            outs={Path(p).name.removesuffix(".json"): p for p in sm.output},
-            adapters=list(sm.input.get("adapters", [])),
-            fitness=sm.input.get("fitness"),
-            population=sm.params.population,
-            systems=sm.params.systems,
-            agent_evals=list(sm.input.get("agent_evals", [])),
-        ),
-        sm.log[0],
-        sm.threads,
-        without_bitsandbytes=sm.params.config["debate"]["backend"] == "hf",  # loads no quantized model
-    )
-elif __name__ == "__main__":
-    from evoswarm.config import gen0_systems, generation_eval_targets, load_config, stage_config
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="config.yaml")
-    ap.add_argument("--gen", type=int, default=None, help="evaluate this generation's targets")
-    ap.add_argument("--targets", nargs="*", default=None, help="these targets instead (e.g. base, gen0-best)")
-    ap.add_argument("--base", default="results/base")
-    ap.add_argument("--tasks", default=None, help="default: the config's test split")
-    ap.add_argument("--adapters", nargs="*", default=[])
-    ap.add_argument("--fitness", default=None)
-    ap.add_argument("--agent-evals", nargs="*", default=[], help="gen0-<agent>.json results (for gen0-best)")
-    ap.add_argument("--out-dir", required=True, help="writes <out-dir>/<target>.json")
-    ap.add_argument("--threads", type=int, default=2)
-    a = ap.parse_args()
-    cfg = load_config(a.config)
-    if a.targets is None and a.gen is None:
-        ap.error("give --gen or --targets")
-    targets = a.targets if a.targets is not None else generation_eval_targets(cfg, a.gen)
-    stage.run(
-        main,
-        dict(
-            config=stage_config(cfg, "evaluate"),
-            base=a.base,
-            tasks=a.tasks or cfg["tasks"]["test"],
-            outs={t: f"{a.out_dir}/{t}.json" for t in targets},
-            adapters=a.adapters,
-            fitness=a.fitness,
-            population=cfg["population"],
-            systems=gen0_systems(cfg),
-            agent_evals=a.agent_evals,
+def outs_of_job(sm) -> dict[str, str]:
+    return {Path(p).name.removesuffix(".json"): p for p in sm.output}
+
+
+def outs_by_hand(run: stage.Hand) -> dict[str, str]:
+    """<out-dir>/<target>.json for --targets, or for the targets of generation --gen."""
+    if run.flags.targets is None and run.flags.gen is None:
+        raise InputError("give --gen or --targets")
+    targets = run.flags.targets if run.flags.targets is not None else generation_eval_targets(run.config, run.flags.gen)
+    return {t: f"{run.flags.out_dir}/{t}.json" for t in targets}
+
+
+if __name__ == "__main__":
+    stage.entry(
+        evaluate,
+        stage="evaluate",
+        threads=stage.MODEL_THREADS,
+        base=stage.BASE,
+        tasks=stage.Arg("input.tasks", "--tasks", default=lambda run: run.config["tasks"]["test"]),
+        outs=stage.Arg(outs_of_job, hand=outs_by_hand),
+        adapters=stage.Arg("input.adapters", "--adapters", nargs="*", default=[]),
+        fitness=stage.Arg("input.fitness", "--fitness"),
+        population=stage.Arg("params.population", hand=lambda run: run.config["population"]),
+        systems=stage.Arg("params.systems", hand=lambda run: gen0_systems(run.config)),
+        agent_evals=stage.Arg(
+            "input.agent_evals", "--agent-evals", nargs="*", default=[], help="gen0-<agent>.json (for gen0-best)"
         ),
-        threads=a.threads,
+        flags={
+            "--gen": dict(type=int, default=None, help="evaluate this generation's targets"),
+            "--targets": dict(nargs="*", default=None, help="these targets instead (e.g. base, gen0-best)"),
+            "--out-dir": dict(required=True, help="writes <out-dir>/<target>.json"),
+        },
     )
