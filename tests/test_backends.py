@@ -124,6 +124,7 @@ def test_prompts_longer_than_the_context_are_truncated_and_counted(backend):
     assert isinstance(out[0], str) and backend.truncated == before + 1
 
 
+@pytest.mark.slow  # a whole debate twice, once through HTTP (13 s); single requests through it stay fast
 def test_smoke_debate_through_serve_and_openai_matches_hf(backend, server, tiny_base, tiny_adapters, smoke_config):
     from evoswarm.debate.loop import DebateSettings, run_debate
 

@@ -267,6 +267,7 @@ def decoded_images(html_file: Path, work: Path) -> str:
     return m.group(1)
 
 
+@pytest.mark.slow  # headless Chromium, installed when missing
 def test_every_report_image_decodes_in_headless_chromium(tmp_path):
     title, intro, sections = report(tmp_path)
     page = tmp_path / "index.html"
@@ -274,6 +275,7 @@ def test_every_report_image_decodes_in_headless_chromium(tmp_path):
     assert decoded_images(page, tmp_path / "chromium") == "11"
 
 
+@pytest.mark.slow  # headless Chromium, installed when missing
 def test_the_image_check_catches_a_broken_image(tmp_path):
     page = tmp_path / "broken.html"
     page.write_text("<html><body><img src='data:image/png;base64,AAAA'></body></html>")

@@ -232,6 +232,7 @@ def test_the_base_gemm_carries_the_a_factors_and_stores_the_base_once(tiny_base,
     assert (fused[keep] - two_gemm[keep]).abs().max().item() < 1e-5
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 on a GPU: run on a CUDA machine")
 def test_bf16_on_a_gpu_errs_no_more_than_peft():
     """Qwen3-4B widths (2 layers), 3 random adapters of ranks 32/16/8 plus base rows, bf16 on the GPU:

@@ -7,7 +7,10 @@ import signal
 import subprocess
 import time
 
+import pytest
 from conftest import SMOKE, SMOKE_REP, adapter_hashes, fitness_table, run_snakemake, snakemake_cmd
+
+pytestmark = pytest.mark.slow  # the smoke config run to the end by Snakemake, then reruns of it
 
 R = "results-smoke"
 REP = SMOKE_REP
