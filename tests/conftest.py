@@ -18,6 +18,57 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = REPO / "configs" / "smoke.yaml"
 
+# What torch sizes its thread pool by when imported (libgomp and MKL read them then).
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_threads_at_import: dict[tuple, int] = {}
+
+
+def _threads_torch_starts_with(env: dict) -> int:
+    """torch.get_num_threads() of a fresh interpreter under `env`: asked (once per setting of THREAD_VARS)
+    only after a test that was the first to import torch, which may have read a value the test had set."""
+    key = tuple(env.get(v) for v in THREAD_VARS)
+    if key not in _threads_at_import:
+        code = "import torch; print(torch.get_num_threads())"
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        _threads_at_import[key] = int(done.stdout.split()[-1])
+    return _threads_at_import[key]
+
+
+@pytest.fixture(autouse=True)
+def _restore_process_state():
+    """Each test leaves the process as it found it. Stage code run in process pins torch's threads
+    (stage.set_threads: torch.set_num_threads, or OMP_NUM_THREADS while torch is not imported), and on
+    AVX-512/AMX CPUs training at 1 thread writes other adapter bytes than at 2; stage.keep_out_bitsandbytes
+    blocks an import for the rest of the process (sys.modules['bitsandbytes'] = None). Restored after every
+    test: the working directory, os.environ, sys.path, the sys.modules entries set to None or dropped, and
+    torch's thread count (torch is never imported here)."""
+    cwd, env, path = os.getcwd(), dict(os.environ), list(sys.path)
+    blocked = {name for name, module in sys.modules.items() if module is None}
+    modules = dict(sys.modules)
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    yield
+    if os.getcwd() != cwd:
+        os.chdir(cwd)
+    if os.environ != env:
+        for key in set(os.environ) - set(env):
+            del os.environ[key]
+        os.environ.update(env)
+    if sys.path != path:
+        sys.path[:] = path
+    for name in {name for name, module in sys.modules.items() if module is None} - blocked:
+        if name in modules:
+            sys.modules[name] = modules[name]
+        else:
+            del sys.modules[name]  # a later import looks for the module again
+    for name in modules.keys() - sys.modules.keys():  # dropped: a later import would make a second copy
+        sys.modules[name] = modules[name]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        want = threads if threads is not None else _threads_torch_starts_with(env)
+        if torch.get_num_threads() != want:
+            torch.set_num_threads(want)
+
 
 @pytest.fixture(scope="session")
 def smoke_config():

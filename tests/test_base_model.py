@@ -99,6 +99,7 @@ def test_a_hub_base_is_found_in_the_local_cache_and_checked(tiny_base, smoke_con
         read_manifest(tmp_path / "base")
 
 
+@pytest.mark.slow  # a ~1 GB random model written and loaded back (18 s of 40 for this file)
 def test_qwen3_4b_shaped_folder_loads_through_the_base_stage(tiny_base, smoke_config, tmp_path):
     """The real-model path on Qwen3-4B's widths and vocabulary (one layer, random bf16 weights, ~1 GB):
     resolve the folder offline, load it with the workflow's loader, find the LoRA target modules."""

@@ -174,3 +174,35 @@ def test_a_refused_elite_exits_1_with_one_line(gen0, capsys):
     assert e.value.code == 1
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {gen0['adapters'] / 'critic'}: "), lines
+
+
+def test_a_child_of_trained_parents_computes_in_peft_what_its_files_say(tiny_base, tiny_adapters, tmp_path):
+    """The stage's svd child of the two trained personas (ranks 8 and 4), and a parent (lora_alpha / r = 2),
+    loaded by PEFT: base + s·B·A from their own safetensors and adapter_config.json (the smoke run checks
+    every adapter it breeds the same way, in test_workflow)."""
+    from support.lora_reference import peft_and_reference_logits
+    from support.tolerance import FP32_RTOL, scaled_max_diff
+
+    plan = {
+        "generation": 0,
+        "elites": {},
+        "children": {
+            "s01": {
+                "parents": ["critic", "ideator"],
+                "weights": [0.6, 0.4],
+                "operator": "svd",
+                "rank": "max",
+                "seed": 7,
+                "mutation": {"noise_fraction": 0.0, "noise_scale": 0.0, "reinit_prob": 0.0, "reinit_k": 1},
+            }
+        },
+    }
+    selection = tmp_path / "selection.json"
+    selection.write_text(json.dumps(plan))
+    child = tmp_path / "s01"
+    BREED(CONFIG, str(selection), str(tiny_adapters["critic"].parent), "s01", str(child), str(tiny_base))
+    assert json.loads((child / "adapter_config.json").read_text())["r"] == 8
+    for folder in (tiny_adapters["ideator"], child):
+        got, want, plain = peft_and_reference_logits(tiny_base, folder)
+        assert scaled_max_diff(got, want) < FP32_RTOL, folder  # fp32 rounding only (support/tolerance.py)
+        assert scaled_max_diff(got, plain) > 100 * FP32_RTOL, folder  # the adapter acts: the test can tell

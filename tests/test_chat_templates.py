@@ -76,6 +76,7 @@ def test_several_assistant_turns_give_one_example_each(tmp_path):
     assert sum(second["completion_mask"]) < len(tok(replies[1], add_special_tokens=False)["input_ids"]) + 2
 
 
+@pytest.mark.slow  # TRL training on a model with Qwen3's 151k vocabulary (10 s); reply_pairs stays fast
 def test_lora_trains_on_a_qwen3_thinking_template(smoke_config, tmp_path):
     """The first train_persona job of the real-model path: TRL alone refuses this template."""
     from evoswarm.model.training import train_lora

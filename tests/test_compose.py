@@ -146,6 +146,7 @@ def test_compose_file_follows_the_compose_specification(compose):
     assert not validator.is_valid(typo)
 
 
+@pytest.mark.slow  # fetches the Compose v2 binary when missing
 def test_docker_compose_config_loads_the_file(compose, tmp_path):
     found = subprocess.run([str(REPO / "tests/support/ensure_compose.sh")], capture_output=True, text=True, timeout=600)
     assert found.returncode == 0, f"no Docker Compose binary: {found.stderr}"
@@ -169,6 +170,7 @@ def test_docker_compose_config_loads_the_file(compose, tmp_path):
     assert model["services"][WORKFLOW]["depends_on"][SERVER]["condition"] == "service_healthy"
 
 
+@pytest.mark.slow  # `served`: the vLLM-for-CPU venv
 @pytest.mark.parametrize("config_path", QWEN_CONFIGS)
 def test_server_takes_every_adapter_the_qwen_configs_breed(served, config_path):
     config = load(config_path)
@@ -188,6 +190,7 @@ def test_server_loads_adapters_at_run_time(compose):
     assert env.get("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "").strip().lower() in ("1", "true")
 
 
+@pytest.mark.slow  # `served`: the vLLM-for-CPU venv
 def test_server_config_talks_to_the_vllm_service(compose, served, server_config):
     url = urlparse(server_config["debate"]["openai"]["base_url"])
     assert server_config["debate"]["backend"] == "openai"

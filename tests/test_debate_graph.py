@@ -1,6 +1,7 @@
 """The optional LangGraph engine of the interactive debate: the built-in loop's transcript, votes and
 judge with greedy decoding, each turn streamed as it is produced, and one line when the extra is missing."""
 
+import importlib
 import sys
 
 import pytest
@@ -8,6 +9,7 @@ from conftest import REPO
 from evoswarm.debate.loop import DebateSettings, judge_agent, run_debate
 
 TOPIC = "Is a shorter work week good for the economy?"
+GRAPH = "evoswarm.debate.graph"  # the engine's module, which imports langgraph
 
 
 class CallCounter:
@@ -68,9 +70,10 @@ def test_langgraph_without_a_judge_ends_at_the_vote(debate):
 def test_engine_langgraph_without_the_extra_is_one_line(tiny_base, tiny_adapters, monkeypatch):
     from evoswarm.cli import main
 
+    importlib.import_module(GRAPH)  # so that the name below is the module's: a rename fails here
     for name in [m for m in sys.modules if m.split(".")[0] == "langgraph"] + ["langgraph"]:
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed: importing it fails
-    monkeypatch.delitem(sys.modules, "evoswarm.debate_graph", raising=False)
+    monkeypatch.delitem(sys.modules, GRAPH)  # imported by the tests above: the CLI must import it afresh
     adapters = [str(p) for p in tiny_adapters.values()]
     args = ["debate", "--topic", TOPIC, "--adapters", *adapters, "--base", str(tiny_base), "--engine", "langgraph"]
     with pytest.raises(SystemExit) as e:

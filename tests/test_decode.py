@@ -71,6 +71,7 @@ def test_greedy_decode_gives_generates_tokens(cache):
     _check(model, x, mask, 24, **kw)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA graph: run on a CUDA machine")
 def test_the_replayed_cuda_graph_gives_eager_generates_tokens():
     """Qwen3-4B widths (2 layers) in fp32 on the GPU (no TF32): the graph's tokens equal eager generate()'s."""

@@ -350,6 +350,7 @@ def test_team_vote_is_round_one_of_the_generation_debate(tiny_base, tiny_adapter
     assert derived["evoswarm"]["rounds"] == 1 and derived["evoswarm"]["judge"] == judge
 
 
+@pytest.mark.slow  # lm-eval's model loaded afresh per target (27 s)
 def test_lm_eval_with_the_base_loaded_once_scores_as_one_model_per_target(
     loaded_lm, tiny_base, tiny_adapters, smoke_config
 ):

@@ -11,6 +11,7 @@ import torch
 from conftest import REPO, run_snakemake
 from evoswarm.cli import main as cli
 from evoswarm.model.adapters import LINEAGE, WEIGHTS
+from support.tolerance import FP32_RTOL, scaled_max_diff
 
 PROMPTS = ["What is 27 + 5? Answer with the number.", "Which word is a fruit: hammer, apple, red?"]
 
@@ -51,8 +52,9 @@ def test_the_merged_model_computes_what_base_plus_adapter_computes(exported, tin
     base = AutoModelForCausalLM.from_pretrained(tiny_base, dtype=torch.float32).eval()
     plain = logits(base, tok)
     with_adapter = logits(PeftModel.from_pretrained(base, str(tiny_adapters["critic"])).eval(), tok)
-    torch.testing.assert_close(logits(merged, tok), with_adapter, rtol=1e-5, atol=1e-5)
-    assert (with_adapter - plain).abs().max() > 1e-2  # the adapter changes the output: the test can tell
+    # W + s·B·A rounded into one fp32 weight against the adapter beside W: fp32 rounding at the logits' scale.
+    assert scaled_max_diff(logits(merged, tok), with_adapter) < FP32_RTOL
+    assert scaled_max_diff(with_adapter, plain) > 100 * FP32_RTOL  # the adapter moves the logits: the test can tell
     assert merged.dtype == torch.float32 and not hasattr(merged, "peft_config")
     files = {p.name for p in exported.iterdir()}
     assert "model.safetensors" in files and not files & {"pytorch_model.bin", WEIGHTS, "adapter_config.json"}

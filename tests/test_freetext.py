@@ -10,6 +10,8 @@ from conftest import REPO, run_snakemake
 from evoswarm.config import evaluation_targets, load_config
 from evoswarm.protocol.scoring import SCORERS, squad_normalize
 
+pytestmark = pytest.mark.slow  # configs/freetext.yaml run to the end by Snakemake
+
 FREETEXT = REPO / "configs" / "freetext.yaml"
 R = "results-freetext"
 REP = f"{R}/seed0"

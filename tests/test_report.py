@@ -4,9 +4,12 @@ failures and bad input, and every image decoding in a real headless browser."""
 import csv
 import io
 import json
+import os
 import random
 import re
+import shutil
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from evoswarm.targets import Target
 
 SKILLS = ["arithmetic", "sequence", "category"]
 TEST_ITEMS = [(f"t{i:02d}", SKILLS[i % 3]) for i in range(12)]
+RUN_CONFIG = "run.yaml"  # the fake run's config, beside its files
 FITNESS_COLUMNS = (
     "agent adapter_sha solo_acc team_acc loo shapley novelty task_norm cooperation_norm novelty_norm fitness"
 )
@@ -50,6 +54,7 @@ def fake_run(root: Path, seeds=(0, 1), generations=1, budget=False, drop_skill=F
     dev = root / "dev.jsonl"
     raw["tasks"] = {**raw["tasks"], "dev": str(dev)}
     cfg = validate(raw)
+    write_text(root / RUN_CONFIG, yaml.safe_dump(raw, sort_keys=False))  # for the report stage run by hand
     files = report_files(cfg)
     dev_items = [
         {"id": f"d{i}", "question": f"What is {i} + 1?", "choices": [str(i + 1), str(i + 2)], "answer": str(i + 1)}
@@ -246,10 +251,33 @@ def test_items_differing_between_seeds_name_the_files(tmp_path):
         build(cfg, files, str(tmp_path / BENCHMARKS))
 
 
+# Prints, in the process that builds the report, the order in which a set of the run's target names iterates.
+SET_ORDER = """
+import sys
+from evoswarm.config import evaluation_targets, load_config
+print(" ".join(set(evaluation_targets(load_config(sys.argv[1])))))
+"""
+
+
 def test_same_files_same_report(tmp_path):
-    cfg, files = fake_run(tmp_path)
-    first = to_markdown(*build(cfg, files, str(tmp_path / BENCHMARKS)))
-    assert to_markdown(*build(cfg, files, str(tmp_path / BENCHMARKS))) == first
+    """The report stage, run by hand in two processes whose str hashes differ (PYTHONHASHSEED), writes the
+    same bytes: no set or hash order reaches the report. Within one process the order is fixed, so this
+    can only show across processes."""
+    fake_run(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    outputs, orders = [], []
+    for hash_seed in ("1", "2"):
+        env["PYTHONHASHSEED"] = hash_seed
+        stage = [sys.executable, str(REPO / "workflow/scripts/report.py"), "--config", RUN_CONFIG]
+        subprocess.run(stage, cwd=tmp_path, env=env, check=True, capture_output=True)
+        report_dir = tmp_path / "results/report"
+        outputs.append({name: (report_dir / name).read_bytes() for name in ("index.html", "report.md")})
+        shutil.rmtree(report_dir)
+        probe = [sys.executable, "-c", SET_ORDER, RUN_CONFIG]
+        orders.append(subprocess.run(probe, cwd=tmp_path, env=env, check=True, capture_output=True).stdout)
+    assert orders[0] != orders[1], "the two hash seeds iterate the targets alike: the test could not tell"
+    assert outputs[0]["report.md"] == outputs[1]["report.md"]
+    assert outputs[0]["index.html"] == outputs[1]["index.html"]  # the plots' PNG bytes too
 
 
 # Runs after the page has loaded: records, per <img>, whether it decoded (naturalWidth > 0).
@@ -280,6 +308,7 @@ def decoded_images(html_file: Path, work: Path) -> str:
     return m.group(1)
 
 
+@pytest.mark.slow  # headless Chromium, installed when missing
 def test_every_report_image_decodes_in_headless_chromium(tmp_path):
     title, intro, sections = report(tmp_path)
     page = tmp_path / "index.html"
@@ -287,6 +316,7 @@ def test_every_report_image_decodes_in_headless_chromium(tmp_path):
     assert decoded_images(page, tmp_path / "chromium") == "11"
 
 
+@pytest.mark.slow  # headless Chromium, installed when missing
 def test_the_image_check_catches_a_broken_image(tmp_path):
     page = tmp_path / "broken.html"
     page.write_text("<html><body><img src='data:image/png;base64,AAAA'></body></html>")

@@ -70,6 +70,7 @@ def slurm_snakemake(work, *args):
     return subprocess.run(["timeout", "-k", "30", str(RUN_LIMIT_S), *cmd], capture_output=True, text=True)
 
 
+@pytest.mark.slow  # a SLURM cluster brought up, the smoke workflow run on it and locally
 def test_smoke_workflow_on_slurm_equals_the_local_run(slurm_partition, smoke_run_timed, tmp_path, capsys):
     local, local_s = smoke_run_timed
     work = tmp_path / "slurm"
@@ -86,6 +87,7 @@ def test_smoke_workflow_on_slurm_equals_the_local_run(slurm_partition, smoke_run
     assert adapter_hashes(work) == adapter_hashes(local)
 
 
+@pytest.mark.slow  # a SLURM cluster brought up
 def test_a_run_without_a_partition_stops_in_one_line_before_submitting(slurm_partition, tmp_path):
     done = slurm_snakemake(tmp_path / "nopartition")
     assert done.returncode == 1

@@ -1,7 +1,7 @@
 """The stacked LoRA product (backends.stacked_lora) computes what PEFT's mixed batches compute: logits
-within 1e-5 in fp32 and the same greedy tokens, for mixed ranks, adapters that target different modules,
-base rows in the same batch (a batch of base rows alone is the base exactly), a static cache, a graph
-dynamo traces whole, and adapters added or removed after the first batch."""
+within fp32 rounding (support/tolerance.py) and the same greedy tokens, for mixed ranks, adapters that
+target different modules, base rows in the same batch (a batch of base rows alone is the base exactly),
+a static cache, a graph dynamo traces whole, and adapters added or removed after the first batch."""
 
 import pytest
 import torch
@@ -11,6 +11,7 @@ from evoswarm.backends.hf import HFBackend
 from evoswarm.io import read_jsonl
 from evoswarm.protocol.chat import chat, render
 from evoswarm.protocol.prompts import ANSWER_PREFIX, turn_prompt
+from support.tolerance import FP32_RTOL, scaled_max_diff
 
 
 def _random_adapter(base_dir, out, seed, **lora):
@@ -93,7 +94,8 @@ def test_logits_match_peft_for_mixed_ranks_targets_and_base_rows(pair):
     got, mask = _logits(stacked, rows)
     want, _ = _logits(peft, rows)
     keep = mask.bool()
-    assert (got[keep] - want[keep]).abs().max().item() < 1e-5
+    # The product and PEFT's per-adapter matmuls round differently: fp32 rounding at the logits' scale.
+    assert scaled_max_diff(got[keep], want[keep]) < FP32_RTOL
     # The adapters really act: each one moves its rows' logits away from the base's.
     base, _ = _logits(stacked, [(None, p) for _, p in rows])
     moved = (got - base).abs().amax(dim=(1, 2))
@@ -171,7 +173,7 @@ def test_adapters_added_and_removed_after_use_restack(tiny_base, smoke_config, a
     assert be.stacked is not None and set(be.stacked.names) == {"critic", "odd"}
     rows = [("odd", "12 + 5"), ("critic", "12 + 5"), (None, "12 + 5")]
     got, want = _logits(be, rows)[0], _logits(ref, rows)[0]
-    assert (got - want).abs().max().item() < 1e-5
+    assert scaled_max_diff(got, want) < FP32_RTOL
     be.remove_adapter("odd")
     assert be.stacked.names == ["critic"] and be.generate(req) == first
     with pytest.raises(KeyError, match="odd"):
@@ -229,9 +231,10 @@ def test_the_base_gemm_carries_the_a_factors_and_stores_the_base_once(tiny_base,
         stacked._unstack()
         stacked._stack()
     keep = mask.bool()
-    assert (fused[keep] - two_gemm[keep]).abs().max().item() < 1e-5
+    assert scaled_max_diff(fused[keep], two_gemm[keep]) < FP32_RTOL  # one GEMM or two: fp32 rounding
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 on a GPU: run on a CUDA machine")
 def test_bf16_on_a_gpu_errs_no_more_than_peft():
     """Qwen3-4B widths (2 layers), 3 random adapters of ranks 32/16/8 plus base rows, bf16 on the GPU:

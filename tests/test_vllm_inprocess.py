@@ -20,6 +20,8 @@ from evoswarm.model.adapters import read_adapter, read_lineage, write_adapter
 from evoswarm.protocol.chat import chat
 from evoswarm.protocol.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, turn_prompt
 
+pytestmark = pytest.mark.slow  # the vLLM-for-CPU venv (built once per machine) and its engine
+
 # float32 on both sides, so only the order of sums differs (vLLM's CPU kernels and LoRA ops against torch's
 # and PEFT's). Measured: 2.4e-6 at most on summed log-probabilities; confidences (4 places) identical.
 TOL = 1e-3

@@ -28,6 +28,8 @@ from evoswarm.model.adapters import factors_to_tensors, lora_factors, read_adapt
 from evoswarm.protocol.chat import chat
 from evoswarm.protocol.prompts import ANSWER_PREFIX, ANSWER_SUFFIX, turn_prompt
 
+pytestmark = pytest.mark.slow  # a vLLM server from the vLLM-for-CPU venv (built once per machine)
+
 MAX_LORA_RANK = 8  # the personas' ranks are 8 and 4
 # Measured on 12 dev items x (base, critic, ideator): greedy texts identical 36/36, scores within 5e-6
 # nats of the hf backend's; an adapter moves these scores by 0.06-0.8 nats and an off-by-one split of

@@ -7,7 +7,10 @@ import signal
 import subprocess
 import time
 
+import pytest
 from conftest import SMOKE, SMOKE_REP, adapter_hashes, fitness_table, run_snakemake, snakemake_cmd
+
+pytestmark = pytest.mark.slow  # the smoke config run to the end by Snakemake, then reruns of it
 
 R = "results-smoke"
 REP = SMOKE_REP
@@ -30,15 +33,18 @@ def test_every_stage_wrote_its_files(smoke_run):
 
 
 def test_bred_adapters_load_in_peft(smoke_run):
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    """Every adapter the run bred (generations 1 and 2: elites' copies and children), loaded by PEFT from its
+    folder, computes base + s·B·A with B and A from its safetensors and s from its adapter_config.json: a
+    scale PEFT reads otherwise, a factor under a name PEFT does not load, a rank it cannot take, all fail."""
+    from support.lora_reference import peft_and_reference_logits
+    from support.tolerance import FP32_RTOL, scaled_max_diff
 
-    base = AutoModelForCausalLM.from_pretrained(smoke_run / R / "base")
-    model = PeftModel.from_pretrained(base, str(smoke_run / REP / "gen2/adapters/s02"))
-    assert (
-        model.peft_config["default"].r
-        == json.loads((smoke_run / REP / "gen2/adapters/s02/adapter_config.json").read_text())["r"]
-    )
+    bred = sorted((smoke_run / REP).glob("gen[12]/adapters/*"))
+    assert len(bred) == 6
+    for folder in bred:
+        got, want, plain = peft_and_reference_logits(smoke_run / R / "base", folder)
+        assert scaled_max_diff(got, want) < FP32_RTOL, folder  # fp32 rounding only (support/tolerance.py)
+        assert scaled_max_diff(got, plain) > 100 * FP32_RTOL, folder  # the adapter acts: the test can tell
 
 
 def test_export_writes_each_generations_best_agent_as_a_standalone_model(smoke_run):
