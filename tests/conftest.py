@@ -111,27 +111,15 @@ def tiny_base(tmp_path_factory, smoke_config):
 def train(base, persona, out, config, seed=1, **overrides):
     """A generation-0 adapter of `persona` with the lineage train_persona writes (training overrides applied)."""
     from evoswarm.config import persona_training
-    from evoswarm.model.adapters import base_identity, lineage_record, write_lineage
-    from evoswarm.model.base import read_manifest
+    from evoswarm.model.adapters import write_lineage
+    from evoswarm.model.persona import persona_lineage
     from evoswarm.model.training import train_lora
 
     p = next(p for p in config["personas"] if p["name"] == persona)
     tcfg = {**persona_training(config, p), **overrides}
     out.mkdir(parents=True, exist_ok=True)
     stats = train_lora(str(base), str(REPO / p["data"]), p["system"], tcfg, config, seed, out)
-    lineage = lineage_record(
-        generation=0,
-        slot=persona,
-        persona=persona,
-        system=p["system"],
-        parents=[],
-        operator="sft",
-        params=tcfg,
-        seed=seed,
-        base=base_identity(read_manifest(base)),
-        train=stats,
-    )
-    write_lineage(out, lineage)
+    write_lineage(out, persona_lineage(persona, p, tcfg, seed, str(base), stats))
     return out
 
 

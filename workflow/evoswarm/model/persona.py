@@ -11,6 +11,22 @@ from evoswarm.model.base import read_manifest
 from evoswarm.model.training import train_lora
 
 
+def persona_lineage(slot: str, persona: dict, tcfg: dict, seed: int, base: str, stats: dict) -> dict:
+    """The lineage of a generation-0 agent: no parents, operator `sft` with its training settings and stats."""
+    return lineage_record(
+        generation=0,
+        slot=slot,
+        persona=persona["name"],
+        system=persona["system"],
+        parents=[],
+        operator="sft",
+        params=tcfg,
+        seed=seed,
+        base=base_identity(read_manifest(base)),
+        train=stats,
+    )
+
+
 def train_persona(config: dict, slot: str, persona: dict, base: str, out: str) -> None:
     """Slot `slot`'s adapter, trained with the persona's settings from a seed of the run's and the slot."""
     tcfg = persona_training(config, persona)
@@ -21,17 +37,5 @@ def train_persona(config: dict, slot: str, persona: dict, base: str, out: str) -
     )
     with atomic_path(out, is_dir=True) as tmp:
         stats = train_lora(base, persona["data"], persona["system"], tcfg, config, seed, Path(tmp))
-        lineage = lineage_record(
-            generation=0,
-            slot=slot,
-            persona=persona["name"],
-            system=persona["system"],
-            parents=[],
-            operator="sft",
-            params=tcfg,
-            seed=seed,
-            base=base_identity(read_manifest(base)),
-            train=stats,
-        )
-        sha = write_lineage(tmp, lineage)
+        sha = write_lineage(tmp, persona_lineage(slot, persona, tcfg, seed, base, stats))
     print(f"{slot}: loss {stats['train_loss']:.4f} in {stats['seconds']}s, sha256 {sha[:12]} -> {out}")
