@@ -17,6 +17,7 @@ import csv
 import io
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evoswarm.io import InputError, write_text
@@ -53,7 +54,10 @@ def fitness_csv(rows: list[dict], skills: list[str]) -> str:
     return buf.getvalue()
 
 
-def _fitness_rows(path: str) -> list[dict]:
+def read_fitness_rows(path: str) -> list[dict]:
+    """fitness.csv's rows as written (column -> text), for the report's tables."""
+    if not Path(path).is_file():
+        raise InputError(f"{path}: file not found")
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not rows or "fitness" not in rows[0]:
@@ -63,12 +67,12 @@ def _fitness_rows(path: str) -> list[dict]:
 
 def read_fitness_csv(path: str) -> dict[str, float]:
     """agent -> fitness from a fitness.csv."""
-    return {r["agent"]: float(r["fitness"]) for r in _fitness_rows(path)}
+    return {r["agent"]: float(r["fitness"]) for r in read_fitness_rows(path)}
 
 
 def read_skill_accuracy(path: str) -> dict[str, dict[str, float]]:
     """skill -> agent -> solo accuracy on that skill's dev items (empty when the items name no skill)."""
-    rows = _fitness_rows(path)
+    rows = read_fitness_rows(path)
     skills = [c[len(SKILL_PREFIX) :] for c in rows[0] if c.startswith(SKILL_PREFIX)]
     return {sk: {r["agent"]: float(r[SKILL_PREFIX + sk]) for r in rows} for sk in skills}
 

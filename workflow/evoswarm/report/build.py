@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evoswarm.config import derive_seed, gen0_members
+from evoswarm.evolve.fitness import read_fitness_rows
 from evoswarm.io import InputError, read_jsonl
 from evoswarm.layout import benchmark_files, eval_failure, job_seed
 from evoswarm.model.adapters import read_lineage
@@ -75,13 +76,6 @@ def scored_targets(evals: dict[str, dict[int, dict]], paths: dict[int, dict[str,
             t, {s: e["evoswarm"]["per_item"] for s, e in by_seed.items()}, {s: paths[s][t] for s in by_seed}
         )
     return out
-
-
-def read_csv_rows(path: str) -> list[dict]:
-    if not Path(path).is_file():
-        raise InputError(f"{path}: file not found")
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 # --- verdicts ------------------------------------------------------------------------------------
@@ -609,7 +603,7 @@ def build(config: dict, files: dict, benchmarks: str) -> tuple[str, str, list[Se
     evals = load_evals(files["evals"])
     scored = scored_targets(evals, files["evals"])
     est = estimates(scored, iters, seed)
-    fitness = {s: [read_csv_rows(p) for p in files["fitness"][s]] for s in seeds}
+    fitness = {s: [read_fitness_rows(p) for p in files["fitness"][s]] for s in seeds}
     dev_test = dev_vs_test(config, evals, fitness)
     gen_rows = generation_rows(config, est, dev_test)
     lineage = {s: [read_lineage(d) for d in files["adapters"][s]] for s in seeds}

@@ -11,10 +11,10 @@ from __future__ import annotations
 import csv
 import io
 
-from evoswarm.evolve.fitness import read_fitness_csv
+from evoswarm.evolve.fitness import read_fitness_csv, read_fitness_rows
 from evoswarm.evolve.selection import ranked
 from evoswarm.io import read_jsonl
-from evoswarm.report.build import load_evals, read_csv_rows, scored_targets
+from evoswarm.report.build import load_evals, scored_targets
 from evoswarm.report.stats import Estimate, accuracy, paired_difference
 from evoswarm.targets import study_targets
 
@@ -33,7 +33,7 @@ def _dev(files: dict) -> tuple[float, float]:
     for f in files.values():
         votes = read_jsonl(f["votes"])
         team.append(sum(float(v["correct"]) for v in votes) / max(1, len(votes)))
-        rows = {r["agent"]: r for r in read_csv_rows(f["fitness"])}
+        rows = {r["agent"]: r for r in read_fitness_rows(f["fitness"])}
         top = ranked(read_fitness_csv(f["fitness"]))[0]  # the agent the gen-G-best evaluation scores
         best.append(float(rows[top]["solo_acc"]))
     return sum(team) / len(team), sum(best) / len(best)
