@@ -160,11 +160,9 @@ def debate_shards(name, split="dev"):
 
 def debate_of(seed, gen, arm, split="dev"):
     """{transcripts, votes} of generation `gen`'s debate on `split` (dev: fitness; train: distillation)."""
-    stage = "debate" if split == "dev" else "debate_train"
-    where = owner(arm, int(gen), stage)
+    where = owner(arm, int(gen), layout.DEBATE_SPLITS[split])
     return {
-        n: layout.debate_out(R, seed, gen, n, where, split)
-        for n in ("transcripts", "votes")
+        n: layout.debate_out(R, seed, gen, n, where, split) for n in layout.DEBATE_FILES
     }
 
 

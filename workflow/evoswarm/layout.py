@@ -52,6 +52,7 @@ def bred_dir(results: str, seed, gen, agent, arm: str = "") -> str:
 
 # The debate on dev items (fitness) and the one on train items (debate distillation's data).
 DEBATE_SPLITS = {"dev": "debate", "train": "debate_train"}
+DEBATE_FILES = ("transcripts", "votes")  # what a debate writes, each `<name>.jsonl`
 
 
 def debate_file(folder: str, name: str) -> str:
