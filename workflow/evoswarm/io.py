@@ -18,14 +18,19 @@ class InputError(ValueError):
 
 
 def read_jsonl(
-    path: str | Path, required: Iterable[str] = (), check: Callable[[dict], str | None] | None = None
+    path: str | Path,
+    required: Iterable[str] = (),
+    check: Callable[[dict], str | None] | None = None,
+    unique: str | None = None,
 ) -> list[dict]:
     """Read a JSONL file of objects. A line that is not UTF-8, not a JSON object, lacks a `required`
-    field, or for which `check(row)` returns a problem, raises InputError naming file:line."""
+    field, or for which `check(row)` returns a problem, raises InputError naming file:line; so does a
+    row whose `unique` field repeats an earlier row's (naming both lines)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     rows = []
+    seen: dict = {}
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, 1):
             line = _decode(raw, path, lineno)
@@ -38,6 +43,11 @@ def read_jsonl(
             problem = check(row) if check else None
             if problem:
                 raise InputError(f"{path}:{lineno}: {problem}")
+            if unique is not None:
+                key = row.get(unique)
+                if key in seen:
+                    raise InputError(f"{path}:{lineno}: duplicate {unique} {key!r} (first on line {seen[key]})")
+                seen[key] = lineno
             rows.append(row)
     if not rows:
         raise InputError(f"{path}: empty file")

@@ -21,10 +21,12 @@ def debate_items(config: dict, tasks: str, gen: int, sample: int | None) -> list
     `debate.max_questions`. `config["shard"]` ([index, count], set by a `debate.shards` run): only that
     contiguous slice of them (debate_merge joins the slices)."""
     if sample:
-        items = load_items(tasks, scorer=config["tasks"]["scorer"])
+        items = load_items(tasks, scorer=config["tasks"]["scorer"], answer_mode=config["debate"]["answer_mode"])
         items = random.Random(derive_seed(config["seed"], gen, "debate_train")).sample(items, min(sample, len(items)))
     else:
-        items = load_items(tasks, config["debate"]["max_questions"], config["tasks"]["scorer"])
+        items = load_items(
+            tasks, config["debate"]["max_questions"], config["tasks"]["scorer"], config["debate"]["answer_mode"]
+        )
     if "shard" in config:
         index, count = config["shard"]
         if not 0 <= index < count:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from evoswarm.backends import Backend, GenRequest, ScoreRequest
 from evoswarm.debate.agents import Agent
+from evoswarm.io import InputError
 from evoswarm.progress import Progress
 from evoswarm.protocol.chat import chat
 from evoswarm.protocol.parsing import match_choice, normalize_answer, parse_turn
@@ -197,7 +198,11 @@ def ask(
     `summaries=False` spares loglik mode the generation of summaries that nobody will read."""
     if not reqs:
         return []
-    if s.answer_mode == "loglik" and all(it.get("choices") for _, _, it in reqs):
+    if s.answer_mode == "loglik":
+        # The config picks the answer mode, never the data: the task reader refuses such items first.
+        bare = next((it["id"] for _, _, it in reqs if not it.get("choices")), None)
+        if bare is not None:
+            raise InputError(f"debate.answer_mode loglik scores choices: item {bare} has none")
         return _loglik_turns(backend, reqs, s, seed, summaries)
     return _generated_turns(backend, reqs, s, seed)
 

@@ -240,7 +240,8 @@ def evaluate(
     job, where a result JSON saying "failed" would count as done)."""
     targets = [Target.parse(name) for name in outs]
     reads_items = any(EVALUATORS[t.evaluator].model for t in targets)  # a copy reads results only
-    items = load_items(tasks, config["evaluation"]["limit"], config["tasks"]["scorer"]) if reads_items else []
+    mode = config["debate"]["answer_mode"]
+    items = load_items(tasks, config["evaluation"]["limit"], config["tasks"]["scorer"], mode) if reads_items else []
     progress = TargetsProgress(work_estimate(config, targets, len(items), population))
     job = Job(config, base, items, adapters or [], fitness, population, systems or {}, agent_evals or [], progress)
     results = evaluations(job, targets)

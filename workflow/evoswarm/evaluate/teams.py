@@ -115,7 +115,7 @@ def first_round_vote(
     for t in round1:
         turns[t["question_id"]][t["agent"]] = PeerAnswer(t["agent"], t["answer"], t["confidence"], t["summary"])
     generated, scored = backend.spent_on({t["prompt_sha"] for t in round1})
-    if not judge and s.answer_mode == "loglik" and all(it.get("choices") for it in items):
+    if not judge and s.answer_mode == "loglik":
         generated = 0  # a one-round loglik debate without a judge generates no (unread) summaries
     if judge:
         before = (backend.generated_tokens, backend.scored_continuations)

@@ -169,7 +169,7 @@ def _revote(d: Debate) -> ValueFn:
     """Re-vote the recorded final answers; with a judge, re-judge the final turns of S."""
     if d.judge is None:
         return lambda s: revote(d.votes, list(s), d.settings.scorer, d.settings.seed)
-    by_id = {it["id"]: it for it in load_items(d.tasks, scorer=d.settings.scorer)}
+    by_id = {it["id"]: it for it in load_items(d.tasks, scorer=d.settings.scorer, answer_mode=d.settings.answer_mode)}
     missing = [r["question_id"] for r in d.votes if r["question_id"] not in by_id]
     if missing:
         raise InputError(f"{d.votes_path}: question {missing[0]} is not in {d.tasks}")
@@ -180,7 +180,7 @@ def _revote(d: Debate) -> ValueFn:
 
 def _rerun(d: Debate) -> ValueFn:
     loaded = {ag.name: ag for ag in load_agents(d.backend, d.base, d.adapters)}
-    items = load_items(d.tasks, d.config["debate"]["max_questions"], d.settings.scorer)
+    items = load_items(d.tasks, d.config["debate"]["max_questions"], d.settings.scorer, d.settings.answer_mode)
     return rerun_value(d.backend, loaded, items, d.settings, d.judge)
 
 

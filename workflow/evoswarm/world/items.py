@@ -8,15 +8,20 @@ from evoswarm.io import read_jsonl
 from evoswarm.protocol.scoring import FREE_TEXT, squad_normalize
 
 
-def item_problem(item: dict, scorer: str | None = None) -> str | None:
+def item_problem(item: dict, scorer: str | None = None, answer_mode: str | None = None) -> str | None:
     """What breaks the task contract (docs/design.md, "Task contract") in one item, or None. A free-text `scorer` also
-    needs a gold answer with words left once normalised: no answer could score above 0 against it."""
+    needs a gold answer with words left once normalised: no answer could score above 0 against it. The `choice`
+    scorer and the loglik answer mode (`debate.answer_mode`) need `choices` on every item."""
     for key in ("id", "question", "answer"):
         if not isinstance(item[key], str) or not item[key].strip():
             return f"'{key}' must be a non-empty string"
     if scorer in FREE_TEXT and not squad_normalize(item["answer"]):
         return f"'answer' {item['answer']!r} is empty once normalised for {scorer} (no punctuation or articles)"
     ch = item.get("choices")
+    if ch is None and scorer == "choice":
+        return "'choices' is missing: tasks.scorer choice needs a list of choices on every item"
+    if ch is None and answer_mode == "loglik":
+        return "'choices' is missing: debate.answer_mode loglik scores choices and needs them on every item"
     if ch is not None and (
         not isinstance(ch, list) or len(ch) < 2 or not all(isinstance(c, str) for c in ch) or item["answer"] not in ch
     ):
@@ -26,8 +31,11 @@ def item_problem(item: dict, scorer: str | None = None) -> str | None:
     return None
 
 
-def load_items(path: str, limit: int | None = None, scorer: str | None = None) -> list[dict]:
-    """Task items; fields required by the task contract (for `scorer`) are checked with file:line errors."""
-    check = functools.partial(item_problem, scorer=scorer)
-    items = read_jsonl(path, required=["id", "question", "answer"], check=check)
+def load_items(
+    path: str, limit: int | None = None, scorer: str | None = None, answer_mode: str | None = None
+) -> list[dict]:
+    """Task items; fields required by the task contract (for `scorer` and `answer_mode`) are checked with
+    file:line errors, and so is an id that repeats another line's (the whole file, whatever `limit`)."""
+    check = functools.partial(item_problem, scorer=scorer, answer_mode=answer_mode)
+    items = read_jsonl(path, required=["id", "question", "answer"], check=check, unique="id")
     return items[:limit] if limit else items

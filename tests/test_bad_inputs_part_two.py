@@ -1,0 +1,122 @@
+"""Issue "Nothing wrong gets through, part two": bad inputs found on the smoke config. Each fails before
+anything runs, with one line naming the file (and line), the config key or the command-line flag."""
+
+import json
+
+import pytest
+import yaml
+from conftest import REPO
+from evoswarm.io import InputError
+from evoswarm.world.chats import load_chats
+from evoswarm.world.items import load_items
+
+ITEM = {"id": "q1", "question": "2+2?", "answer": "4", "choices": ["3", "4"]}
+
+
+def base_config():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+# 1. An item without choices under the `choice` scorer or loglik mode.
+
+
+@pytest.mark.parametrize("scorer, mode", [("choice", "generate"), ("exact", "loglik"), ("choice", "loglik")])
+def test_an_item_without_choices_is_refused_where_the_scorer_or_answer_mode_needs_them(tmp_path, scorer, mode):
+    no_choices = {k: v for k, v in ITEM.items() if k != "choices"} | {"id": "q2"}
+    p = _write(tmp_path / "dev.jsonl", [ITEM, no_choices])
+    with pytest.raises(InputError, match=r"^\S*dev\.jsonl:2: 'choices' .*(tasks\.scorer|debate\.answer_mode)"):
+        load_items(p, scorer=scorer, answer_mode=mode)
+
+
+def test_an_item_without_choices_is_fine_for_a_generated_exact_debate(tmp_path):
+    no_choices = {k: v for k, v in ITEM.items() if k != "choices"}
+    assert load_items(_write(tmp_path / "dev.jsonl", [no_choices]), scorer="exact", answer_mode="generate")
+
+
+def test_an_answer_outside_its_choices_names_file_and_line(tmp_path):
+    p = _write(tmp_path / "dev.jsonl", [ITEM, ITEM | {"id": "q2", "answer": "5"}])
+    with pytest.raises(InputError, match=r"dev\.jsonl:2: 'choices'"):
+        load_items(p, scorer="choice", answer_mode="loglik")
+
+
+def test_a_loglik_debate_never_falls_back_to_generating_turns():
+    """The answer mode is the config's: items that reach a loglik debate without choices are an error,
+    not a silent switch to generate mode."""
+    from evoswarm.debate.loop import DebateSettings, ask
+
+    class NoCalls:
+        def __getattr__(self, name):
+            raise AssertionError(f"backend.{name} called")
+
+    item = {k: v for k, v in ITEM.items() if k != "choices"}
+    with pytest.raises(ValueError, match="debate.answer_mode loglik.*q1"):
+        ask(NoCalls(), [(None, [{"role": "user", "content": "q"}], item)], DebateSettings(), 0)
+
+
+# 2. A duplicate task id.
+
+
+def test_a_duplicate_task_id_names_the_file_and_both_lines(tmp_path):
+    p = _write(tmp_path / "dev.jsonl", [ITEM, ITEM | {"id": "q2"}, ITEM | {"id": "q3"}, ITEM | {"id": "q2"}])
+    with pytest.raises(InputError, match=r"dev\.jsonl:4: duplicate id 'q2' \(first on line 2\)"):
+        load_items(p)
+
+
+def test_a_duplicate_task_id_beyond_the_limit_is_refused_too(tmp_path):
+    p = _write(tmp_path / "dev.jsonl", [ITEM, ITEM | {"id": "q2"}, ITEM])
+    with pytest.raises(InputError, match=r"dev\.jsonl:3: duplicate id 'q1' \(first on line 1\)"):
+        load_items(p, limit=1)
+
+
+# 3. Non-string roles and contents in a persona chat.
+
+
+@pytest.mark.parametrize("role", [["user"], {"r": "user"}, 1, None, True])
+def test_a_persona_role_that_is_not_a_string_names_file_and_line(tmp_path, role):
+    rows = [
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+        {"messages": [{"role": role, "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+    ]
+    with pytest.raises(InputError, match=r"^\S*p\.jsonl:2: .*role"):
+        load_chats(_write(tmp_path / "p.jsonl", rows))
+
+
+@pytest.mark.parametrize("content", [["hi"], {"t": "hi"}, 1, None])
+def test_a_persona_content_that_is_not_a_string_names_file_and_line(tmp_path, content):
+    rows = [{"messages": [{"role": "user", "content": content}, {"role": "assistant", "content": "yo"}]}]
+    with pytest.raises(InputError, match=r"^\S*p\.jsonl:1: .*content"):
+        load_chats(_write(tmp_path / "p.jsonl", rows))
+
+
+@pytest.mark.parametrize("messages", [[["user", "hi"]], "hi", [None], {"role": "user"}])
+def test_persona_messages_of_the_wrong_shape_name_file_and_line(tmp_path, messages):
+    with pytest.raises(InputError, match=r"^\S*p\.jsonl:1: "):
+        load_chats(_write(tmp_path / "p.jsonl", [{"messages": messages}]))
+
+
+# 4. Seeds that are not strict integers.
+
+
+@pytest.mark.parametrize("seeds", [[0, 1.0], [True], [0, False], [2.5]])
+def test_seeds_must_be_strict_integers(seeds):
+    from evoswarm.config import validate
+
+    c = base_config()
+    c["seeds"] = seeds
+    with pytest.raises(InputError, match=r"invalid value at 'seeds\.\d'"):
+        validate(c)
+
+
+def test_other_integer_keys_refuse_floats_and_bools():
+    from evoswarm.config import validate
+
+    for key, value in [("population", 3.0), ("generations", True)]:
+        c = base_config()
+        c[key] = value
+        with pytest.raises(InputError, match=f"invalid value at '{key}'"):
+            validate(c)
