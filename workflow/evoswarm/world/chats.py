@@ -15,7 +15,9 @@ def chat_problem(row: dict) -> str | None:
     if not isinstance(msgs, list) or not msgs:
         return "'messages' must be a non-empty list"
     for m in msgs:
-        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+        # A role of another type (a list is unhashable) must not reach the set lookup.
+        role = m.get("role") if isinstance(m, dict) else None
+        if not isinstance(role, str) or role not in ROLES or not isinstance(m.get("content"), str):
             return f"each message needs a role in {sorted(ROLES)} and string content"
     if not any(m["role"] == "assistant" for m in msgs):
         return "conversation has no assistant turn"
