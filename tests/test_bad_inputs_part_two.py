@@ -120,3 +120,13 @@ def test_other_integer_keys_refuse_floats_and_bools():
         c[key] = value
         with pytest.raises(InputError, match=f"invalid value at '{key}'"):
             validate(c)
+
+
+def test_check_config_refuses_a_float_seed_naming_file_and_line(tmp_path):
+    from evoswarm.cli import main
+
+    extra = tmp_path / "seeds.yaml"
+    extra.write_text("seeds: [0, 1.0]\n")
+    with pytest.raises(SystemExit) as e:
+        main(["check-config", str(REPO / "configs/smoke.yaml"), str(extra)])
+    assert str(e.value.code).endswith("seeds.yaml:1: invalid value at 'seeds.1': 1.0 is not of type 'integer'")

@@ -51,7 +51,13 @@ def _validator_with_defaults():
                     instance[name] = copy.deepcopy(sub["default"])
         yield from validate_props(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+    # Integers are strict: JSON Schema counts 1.0 as an integer, and Python counts True as one, but a seed
+    # of 1.0 names its outputs seed1.0/ and a population of 3.0 is no count.
+    def is_integer(checker, instance):
+        return isinstance(instance, int) and not isinstance(instance, bool)
+
+    strict = validator_cls.TYPE_CHECKER.redefine("integer", is_integer)
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults}, type_checker=strict)
 
 
 def validate(config: dict, source: str = "config", locate: Callable[[list], str] | None = None) -> dict:
