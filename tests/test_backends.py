@@ -289,9 +289,9 @@ def test_debate_stage_refuses_an_empty_question(tmp_path, tiny_base, smoke_confi
 
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text(
-        json.dumps({"id": "q1", "question": "1 + 1?", "answer": "2"})
+        json.dumps({"id": "q1", "question": "1 + 1?", "answer": "2", "choices": ["1", "2"]})
         + "\n"
-        + json.dumps({"id": "q2", "question": " ", "answer": "2"})
+        + json.dumps({"id": "q2", "question": " ", "answer": "2", "choices": ["1", "2"]})
         + "\n"
     )
     with pytest.raises(InputError, match=r"tasks.jsonl:2: 'question' must be a non-empty string"):

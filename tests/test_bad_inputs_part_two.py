@@ -130,3 +130,46 @@ def test_check_config_refuses_a_float_seed_naming_file_and_line(tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["check-config", str(REPO / "configs/smoke.yaml"), str(extra)])
     assert str(e.value.code).endswith("seeds.yaml:1: invalid value at 'seeds.1': 1.0 is not of type 'integer'")
+
+
+# 5. Debate rounds and token limits.
+
+
+def _cli_debate(tiny_base, *flags):
+    from evoswarm.cli import main
+
+    config = str(REPO / "configs/smoke.yaml")
+    main(["debate", "--topic", "x", "--adapters", "a/s01", "--base", str(tiny_base), "--config", config, *flags])
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--rounds", "0"], "--rounds must be at least 1, not 0"),
+        (["--rounds", "-2"], "--rounds must be at least 1, not -2"),
+        (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1, not 0"),
+        (
+            ["--max-new-tokens", "1000000000"],
+            "--max-new-tokens 1000000000 leaves no room for a prompt in the model's 384-token",
+        ),
+        (["--max-new-tokens", "384"], "--max-new-tokens 384 leaves no room"),
+        (["--temperature", "-1"], "--temperature must be at least 0, not -1.0"),
+    ],
+)
+def test_debate_flags_out_of_range_are_one_line_naming_the_flag(tiny_base, flags, message):
+    with pytest.raises(SystemExit) as e:
+        _cli_debate(tiny_base, *flags)
+    assert str(e.value.code).startswith(f"error: {message}") and "\n" not in str(e.value.code)
+
+
+def test_a_configured_max_new_tokens_beyond_the_context_names_the_key(tmp_path, tiny_base, smoke_config):
+    import copy
+
+    from evoswarm.debate.generation import debate_generation
+
+    config = copy.deepcopy(smoke_config)
+    config["debate"]["max_new_tokens"] = 10**9
+    out = tmp_path / "t.jsonl", tmp_path / "v.jsonl"
+    with pytest.raises(InputError, match=r"^debate\.max_new_tokens 1000000000 leaves no room .* 384-token context"):
+        debate_generation(config, str(tiny_base), [], str(REPO / "data/tasks/dev.jsonl"), *map(str, out))
+    assert not any(p.exists() for p in out)

@@ -22,7 +22,7 @@ def _config(path: str) -> dict:
 
 
 def cmd_debate(a) -> None:
-    from evoswarm.backends import make_backend
+    from evoswarm.backends import check_reply_fits, make_backend
     from evoswarm.config import stage_config
     from evoswarm.debate.agents import load_agents
     from evoswarm.debate.loop import DebateSettings, judge_agent, run_debate
@@ -30,6 +30,11 @@ def cmd_debate(a) -> None:
 
     if not a.topic.strip():
         raise InputError("--topic is empty")
+    for flag, value, least in (("--rounds", a.rounds, 1), ("--max-new-tokens", a.max_new_tokens, 1)):
+        if value < least:
+            raise InputError(f"{flag} must be at least {least}, not {value}")
+    if not a.temperature >= 0:  # NaN too
+        raise InputError(f"--temperature must be at least 0, not {a.temperature}")
     if a.engine == "langgraph":
         try:
             from evoswarm.debate.graph import stream_debate
@@ -48,6 +53,7 @@ def cmd_debate(a) -> None:
         "judge": True,
     }
     backend = make_backend(a.backend or dcfg["backend"], a.base, config)
+    check_reply_fits(backend, a.max_new_tokens, "--max-new-tokens")
     _check_topic_fits(a.topic, backend, a.max_new_tokens)
     agents = load_agents(backend, a.base, a.adapters)
     s = dataclasses.replace(DebateSettings.from_config(dcfg, "exact", config["seed"]), answer_mode="generate")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from evoswarm.io import InputError
 from evoswarm.protocol.prompts import middle_span
 
 
@@ -85,6 +86,17 @@ def fit_prompt(tokenizer, text: str | None, ids: list[int], limit: int) -> list[
     out = ids[: limit // 2] + ids[len(ids) - (limit - limit // 2) :]
     _warn_cut(len(ids), len(out), "from the middle of the prompt (the question itself is too long)")
     return out
+
+
+def check_reply_fits(backend, max_new_tokens: int, name: str) -> None:
+    """A reply of `max_new_tokens` (set by `name`, a config key or a flag) must leave room for a prompt in the
+    backend's context; a context not known before the first request (vllm, openai: max_length 0) is not checked."""
+    context = getattr(backend, "max_length", 0)
+    if context and max_new_tokens >= context:
+        raise InputError(
+            f"{name} {max_new_tokens} leaves no room for a prompt in the model's {context}-token context "
+            f"(at most {context - 1})"
+        )
 
 
 def _warn_cut(before: int, after: int, what: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import time
 
-from evoswarm.backends import make_backend
+from evoswarm.backends import check_reply_fits, make_backend
 from evoswarm.config import derive_seed
 from evoswarm.debate.agents import load_agents
 from evoswarm.debate.loop import DebateSettings, judge_agent, run_debate
@@ -51,6 +51,7 @@ def debate_generation(
     dcfg = config["debate"]
     items = debate_items(config, tasks, gen, sample)
     backend = make_backend(dcfg["backend"], base, config)
+    check_reply_fits(backend, dcfg["max_new_tokens"], "debate.max_new_tokens")
     agents = load_agents(backend, base, adapters)
     judge = judge_agent(dcfg)
     settings = DebateSettings.for_generation(config, gen)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evoswarm.backends import make_backend
+from evoswarm.backends import check_reply_fits, make_backend
 from evoswarm.config import derive_seed
 from evoswarm.evaluate.harness import CountingBackend, accuracy, load_lm_eval_model, n_items
 from evoswarm.evaluate.single import copied_best, lineage_system, single
@@ -214,6 +214,7 @@ def evaluations(job: Job, targets: list[Target]) -> Iterator[tuple[Target, dict]
         run.insert(0, team(0))  # team-vote is that debate's round 1
     if any(EVALUATORS[t.evaluator].model == DEBATE_BACKEND for t in run):
         job.backend = make_backend(job.config["debate"]["backend"], job.base, job.config)
+        check_reply_fits(job.backend, job.config["debate"]["max_new_tokens"], "debate.max_new_tokens")
     for t in run:
         if EVALUATORS[t.evaluator].model != DEBATE_BACKEND:
             job.release_backend()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from evoswarm.backends import Backend, make_backend
+from evoswarm.backends import Backend, check_reply_fits, make_backend
 from evoswarm.debate.agents import Agent, load_agents
 from evoswarm.debate.loop import DebateSettings, judge_agent, judge_answers, run_debate
 from evoswarm.io import InputError, read_jsonl
@@ -53,7 +53,9 @@ class Debate:
     @cached_property
     def backend(self) -> Backend:
         """The debate's backend, loaded on first use (re-voting needs none)."""
-        return make_backend(self.config["debate"]["backend"], self.base, self.config)
+        backend = make_backend(self.config["debate"]["backend"], self.base, self.config)
+        check_reply_fits(backend, self.config["debate"]["max_new_tokens"], "debate.max_new_tokens")
+        return backend
 
 
 def revote(votes: list[dict], subset: list[str], scorer: str, seed: int) -> float:
