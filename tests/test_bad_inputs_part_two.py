@@ -173,3 +173,21 @@ def test_a_configured_max_new_tokens_beyond_the_context_names_the_key(tmp_path, 
     with pytest.raises(InputError, match=r"^debate\.max_new_tokens 1000000000 leaves no room .* 384-token context"):
         debate_generation(config, str(tiny_base), [], str(REPO / "data/tasks/dev.jsonl"), *map(str, out))
     assert not any(p.exists() for p in out)
+
+
+# 6. Two adapter folders of one name.
+
+
+SAME_NAME = [["gen1/adapters/s01", "gen2/adapters/s01"], ["gen1/adapters/s01", "gen1/adapters/s01"]]
+
+
+@pytest.mark.parametrize("dirs", SAME_NAME)
+def test_two_agents_of_one_name_are_refused_naming_both_folders(tmp_path, dirs):
+    from evoswarm.debate.agents import load_agents
+
+    class NoCalls:
+        def __getattr__(self, name):
+            raise AssertionError(f"backend.{name} called")
+
+    with pytest.raises(InputError, match=f"^{dirs[1]}: .*'s01'.*{dirs[0]}"):
+        load_agents(NoCalls(), str(tmp_path / "base"), ["other/s00", *dirs])
