@@ -2,6 +2,7 @@
 anything runs, with one line naming the file (and line), the config key or the command-line flag."""
 
 import json
+import os
 
 import pytest
 import yaml
@@ -191,3 +192,30 @@ def test_two_agents_of_one_name_are_refused_naming_both_folders(tmp_path, dirs):
 
     with pytest.raises(InputError, match=f"^{dirs[1]}: .*'s01'.*{dirs[0]}"):
         load_agents(NoCalls(), str(tmp_path / "base"), ["other/s00", *dirs])
+
+
+# 7. Output folders and files take the process's umask.
+
+
+@pytest.mark.parametrize("umask, folder, file", [(0o022, 0o755, 0o644), (0o002, 0o775, 0o664), (0o077, 0o700, 0o600)])
+def test_outputs_take_the_process_umask(tmp_path, umask, folder, file):
+    import stat
+
+    from evoswarm.io import atomic_path, write_text
+
+    old = os.umask(umask)
+    try:
+        write_text(tmp_path / "results" / "votes.jsonl", "whole\n")
+        with atomic_path(tmp_path / "results" / "adapter", is_dir=True) as tmp:
+            tmp.mkdir(exist_ok=True)
+            (tmp / "weights").write_text("w")
+            (tmp / "sub").mkdir()
+    finally:
+        os.umask(old)
+
+    def mode(p):
+        return stat.S_IMODE((tmp_path / "results" / p).stat().st_mode)
+
+    assert (mode("."), mode("adapter"), mode("adapter/sub")) == (folder,) * 3
+    assert (mode("votes.jsonl"), mode("adapter/weights")) == (file,) * 2
+    assert not list((tmp_path / "results").glob(".tmp-*"))

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import tempfile
@@ -91,6 +92,24 @@ def _parse(text: str, path: Path, lineno: int | None = None) -> dict:
     return obj
 
 
+_TEMP_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"  # tempfile.mkdtemp's
+
+
+def _make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A new folder `<prefix><8 random characters>` in `parent`, as tempfile.mkdtemp makes one but with the
+    process's umask (mkdtemp's is always 0700, and a folder output renamed from it would keep it: a results
+    folder shared with a group would be unreadable to it)."""
+    rng = random.SystemRandom()
+    for _ in range(tempfile.TMP_MAX):
+        tmp = parent / (prefix + "".join(rng.choice(_TEMP_CHARS) for _ in range(8)))
+        try:
+            tmp.mkdir(mode=0o777)  # less the umask
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{parent}: no free name for a temporary {prefix}* folder")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; rename it onto `path` only if the block completes.
@@ -100,7 +119,7 @@ def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
+    tmp = _make_temp_dir(path.parent, f".tmp-{path.name}-")
     target = tmp if is_dir else tmp / path.name
     try:
         yield target
