@@ -230,6 +230,14 @@ def test_failed_reload_keeps_the_served_adapter_and_base_names_are_reserved(serv
     assert answer() == before
 
 
+@pytest.mark.parametrize("name", ["", "  ", ["critic2"]])
+def test_an_empty_or_non_string_adapter_name_is_a_400_naming_lora_name(server, tiny_adapters, name):
+    body = {"lora_name": name, "lora_path": str(tiny_adapters["critic"])}
+    status, text = _post(server + "/load_lora_adapter", body)
+    assert status == 400 and "'lora_name'" in text and "non-empty name" in text, text
+    assert "" not in _served(server)
+
+
 def test_non_finite_numbers_are_never_sent_as_json(backend, server):
     """A model answering NaN log-probabilities gets a 500 naming the cause, not the invalid JSON `NaN`."""
     import torch

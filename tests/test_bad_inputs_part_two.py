@@ -219,3 +219,33 @@ def test_outputs_take_the_process_umask(tmp_path, umask, folder, file):
     assert (mode("."), mode("adapter"), mode("adapter/sub")) == (folder,) * 3
     assert (mode("votes.jsonl"), mode("adapter/weights")) == (file,) * 2
     assert not list((tmp_path / "results").glob(".tmp-*"))
+
+
+# 8. Reserved and empty adapter names in `evoswarm serve`.
+
+
+@pytest.mark.parametrize(
+    "folder, message",
+    [
+        ("gen0/adapters/base", "the adapter name 'base' is reserved for the base model"),
+        ("gen0/adapters/__base__", "the adapter name '__base__' is reserved for the base model"),
+        (".", "an adapter needs a non-empty name"),
+    ],
+)
+def test_serve_refuses_reserved_and_empty_adapter_names_from_the_command_line(tmp_path, folder, message):
+    from evoswarm.cli import main
+
+    args = ["serve", "--base", str(tmp_path / "no-base"), "--config", str(REPO / "configs/smoke.yaml")]
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--adapters", "gen0/adapters/s00", folder, "--port", "0"])
+    assert str(e.value.code) == f"error: {folder}: {message} (rename the folder)"
+
+
+@pytest.mark.parametrize("name", ["", " ", "base", "__base__", ["x"], 3, None])
+def test_serve_state_refuses_reserved_empty_and_non_string_names(tmp_path, name):
+    from evoswarm.backends.server import ServeState
+
+    state = ServeState.__new__(ServeState)  # no model: the name is refused before anything is read
+    state.base_name, state.allowed, state.backend = "/models/base", [], None
+    with pytest.raises(ValueError, match="lora_name|reserved"):
+        state.load(name, str(tmp_path))

@@ -102,16 +102,25 @@ def _check_topic_fits(topic: str, backend, max_new_tokens: int) -> None:
 
 def cmd_serve(a) -> None:
     from evoswarm.backends.hf import HFBackend
-    from evoswarm.backends.server import make_server
+    from evoswarm.backends.server import RESERVED_NAMES, adapter_name_problem, make_server
     from evoswarm.debate.agents import load_agents
+    from evoswarm.io import InputError
     from evoswarm.model.base import read_manifest
 
+    def check_names(base_name: str) -> None:  # an adapter is served under its folder's name
+        for d in a.adapters:
+            problem = adapter_name_problem(Path(d).name, base_name)
+            if problem:
+                raise InputError(f"{d}: {problem} (rename the folder)")
+
+    check_names(RESERVED_NAMES[0])  # before the config, the base or any model is read
     config = _config(a.config)
+    # The base's name is its weights folder, as `vllm serve <folder>` names it.
+    base_name = read_manifest(a.base)["path"]
+    check_names(base_name)
     backend = HFBackend.from_base(a.base, config)
     load_agents(backend, a.base, a.adapters)
     allowed = a.allow_dir or sorted({str(Path(p).resolve().parent) for p in a.adapters}) or [config["results"]]
-    # The base's name is its weights folder, as `vllm serve <folder>` names it.
-    base_name = read_manifest(a.base)["path"]
     server = make_server(backend, a.base, allowed, a.host, a.port, base_name=base_name, max_queue=a.max_queue)
     host, port = server.server_address[:2]
     print(

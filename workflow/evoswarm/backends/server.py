@@ -36,6 +36,21 @@ MAX_BODY = 64 << 20  # bytes of one request body
 RETRY_AFTER_S = 1  # what a 429 asks the client to wait
 
 
+# Adapter names a client could mean the base by: "base" (vLLM's examples and this server's default name for
+# it) and the hf backend's own name for rows without an adapter; the served base's own name is reserved too.
+RESERVED_NAMES = ("base", BASE)
+
+
+def adapter_name_problem(name, base_name: str) -> str | None:
+    """Why `name` cannot name a served adapter, or None: it must be a non-empty string other than the base's names
+    (a request for `model: "base"` would otherwise go to that adapter)."""
+    if not isinstance(name, str) or not name.strip():
+        return "an adapter needs a non-empty name"
+    if name in (*RESERVED_NAMES, base_name):
+        return f"the adapter name {name!r} is reserved for the base model"
+    return None
+
+
 class ServeState:
     def __init__(self, backend, base_dir: str, allowed_dirs: list[str], base_name: str, max_queue: int):
         self.backend = backend
@@ -75,8 +90,9 @@ class ServeState:
         return [{**base, "max_model_len": self.backend.max_length}, *loras]
 
     def load(self, name: str, path: str) -> None:
-        if name in (self.base_name, BASE):  # BASE: the hf backend's name for rows without an adapter
-            raise ValueError(f"the name {name!r} is reserved for the base model")
+        problem = adapter_name_problem(name, self.base_name)
+        if problem:
+            raise ValueError(f"'lora_name' {name!r}: {problem}")
         if name in self.backend.adapters:
             raise ValueError(f"the lora adapter {name!r} has already been loaded")
         p = Path(path).resolve()
