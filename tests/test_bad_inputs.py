@@ -1,5 +1,5 @@
-"""Issue "Nothing wrong gets through, part two": bad inputs found on the smoke config. Each fails before
-anything runs, with one line naming the file (and line), the config key or the command-line flag."""
+"""Bad inputs found on the smoke config: each fails before anything runs, with one line naming the file
+(and line), the config key or the command-line flag, instead of a traceback or a silent change of mode."""
 
 import json
 import os
