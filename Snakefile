@@ -34,6 +34,11 @@ include: "rules/report.smk"
 include: "rules/export.smk"
 
 
+if CONTROLS:
+
+    include: "rules/controls.smk"
+
+
 # Cheap rules (seconds of CPU, no model): on a cluster they run where snakemake runs, not as jobs.
 localrules:
     select,

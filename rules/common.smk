@@ -4,7 +4,9 @@ import sys
 
 from evoswarm import layout
 from evoswarm.config import (
+    control_targets,
     gen0_members,
+    gen0_skills,
     gen0_systems,
     generation_eval_targets,
     key_locator,
@@ -15,7 +17,15 @@ from evoswarm.config import (
 )
 from evoswarm.debate.shards import shard_bounds
 from evoswarm.io import InputError, read_jsonl
-from evoswarm.targets import GEN0_BEST, SHARED, persona, study_targets
+from evoswarm.targets import (
+    GEN0_BEST,
+    SHARED,
+    SPECIALIST_LONG,
+    TRAINED_CONTROLS,
+    persona,
+    study_targets,
+)
+from evoswarm.world.items import skills_without_items
 
 # Fails in the first second on an unknown or mistyped key or a bad value: one line naming the key and
 # the file and line that set it (or --config), not this file, as Snakemake's traceback would.
@@ -77,6 +87,21 @@ if SHARDS > 1:
         _check_debate_shards()
     except InputError as e:
         sys.exit(f"error: {_locate(['debate', 'shards'])}: {e}")
+
+# A persona's skill the test split never asks could be neither compared with the base nor routed to.
+try:
+    _unasked = skills_without_items(config["personas"], config["tasks"]["test"])
+except InputError as e:
+    sys.exit(f"error: {e}")
+if _unasked:
+    sys.exit(
+        f"error: {_locate(['personas'])}: personas' skill {', '.join(_unasked)} has no items in "
+        f"{config['tasks']['test']} (tasks.test)"
+    )
+
+# The controls (controls.targets): what the loop must beat, trained and evaluated once per replicate.
+CONTROLS = control_targets(config)
+TRAINED = [c for c in CONTROLS if c in TRAINED_CONTROLS]
 
 # Rules that run the model ask for a GPU when the config puts the model on one.
 GPU = 1 if config["base"]["device"] == "cuda" else 0
@@ -253,6 +278,30 @@ def gen0_best_inputs(wildcards):
     return {
         "fitness": layout.fitness_csv(R, seed, 0, owner(arm, 0, "fitness")),
         "agent_evals": [layout.eval_json(R, seed, persona(a)) for a in GEN0],
+    }
+
+
+def train_control_inputs(wildcards):
+    """multitask: the personas' SFT files; specialist-long: generation 0's adapters and the fitness that picks
+    its best."""
+    if wildcards.control == str(SPECIALIST_LONG):
+        return {
+            "base": base_dir(),
+            "adapters": adapters_of(wildcards.seed, 0),
+            "fitness": layout.fitness_csv(R, wildcards.seed, 0),
+        }
+    return {"base": base_dir(), "data": sorted({p["data"] for p in config["personas"]})}
+
+
+def controls_eval_inputs(wildcards):
+    """The trained controls' adapters, and generation 0's single-agent results the oracle routes among."""
+    seed = wildcards.seed
+    return {
+        "base": base_dir(),
+        "tasks": config["tasks"]["test"],
+        "adapters": [layout.control_dir(R, seed, c) for c in TRAINED],
+        "agent_evals": [layout.eval_json(R, seed, persona(a)) for a in GEN0]
+        + [layout.eval_json(R, seed, GEN0_BEST)],
     }
 
 

@@ -19,6 +19,7 @@ LAYERS = [
     "backends",
     "debate",
     "evolve",
+    "controls",  # the trained controls: training (model) of an agent evolution picks (evolve)
     "evaluate",
     "report",
     "gpu_pool",

@@ -15,7 +15,17 @@ import yaml
 
 from evoswarm.io import InputError, read_text
 from evoswarm.protocol.scoring import FREE_TEXT
-from evoswarm.targets import every_target, generation_job, parses_back, persona
+from evoswarm.targets import (
+    CONTROLS,
+    MULTITASK,
+    ORACLE,
+    SPECIALIST_LONG,
+    Target,
+    every_target,
+    generation_job,
+    parses_back,
+    persona,
+)
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
@@ -133,6 +143,7 @@ def _check(config: dict, source: str) -> None:
         raise InputError(
             f"{source}: tasks.scorer {scorer} scores free text: set debate.answer_mode: generate (loglik picks choices)"
         )
+    _check_controls(config, source)
     # Generation 1's parents' ranks sum to at most parents × the largest persona rank; crossover.child_rank
     # checks each child's own parents at breed time.
     largest = max(persona_training(config, p)["r"] for p in config["personas"])
@@ -140,6 +151,21 @@ def _check(config: dict, source: str) -> None:
         raise InputError(
             f"{source}: evolution.child_rank: {rank} is above evolution.parents × the largest persona rank "
             f"({evo['parents']} × {largest}): svd has no more components to keep"
+        )
+
+
+def _check_controls(config: dict, source: str) -> None:
+    """A control the configured personas cannot give fails now, naming controls.targets."""
+    wanted = config["controls"]["targets"]
+    if str(MULTITASK) in wanted and len(config["personas"]) < 2:
+        raise InputError(
+            f"{source}: controls.targets: multitask needs at least 2 personas (a union of one persona's data is "
+            "that persona trained longer); remove it"
+        )
+    if str(ORACLE) in wanted and not any(p.get("skill") for p in config["personas"]):
+        raise InputError(
+            f"{source}: controls.targets: oracle routes each item to the persona of its skill, and no persona has "
+            "a 'skill'; give personas skills or remove it"
         )
 
 
@@ -247,7 +273,40 @@ def bred_slots(population: int) -> list[str]:
 
 def evaluation_targets(config: dict) -> list[str]:
     """The name of every evaluation target, in the report's order (targets.every_target)."""
-    return [str(t) for t in every_target(config["generations"], gen0_members(config))]
+    return [str(t) for t in every_target(config["generations"], gen0_members(config), control_targets(config))]
+
+
+def gen0_training_steps(config: dict) -> int:
+    """Generation 0's training compute: every slot's persona training steps."""
+    return sum(persona_training(config, p)["max_steps"] for p in gen0_members(config).values())
+
+
+def evolution_sft_steps(config: dict) -> int:
+    """The SFT steps evolution spends: each bred child's Lamarckian steps (elites are copied untouched)."""
+    lamarck = config["evolution"]["lamarck"]
+    if lamarck["step"] == "none":
+        return 0
+    return config["generations"] * (config["population"] - config["evolution"]["elites"]) * lamarck["max_steps"]
+
+
+def control_steps(config: dict, control: Target) -> int:
+    """The training steps a trained control spends (its budget): multitask generation 0's, specialist-long
+    evolution's."""
+    return gen0_training_steps(config) if control == MULTITASK else evolution_sft_steps(config)
+
+
+def control_targets(config: dict) -> list[Target]:
+    """The controls this run evaluates (controls.targets, in CONTROLS' order); specialist-long only when
+    evolution trains (with no SFT steps it would be generation 0's best itself)."""
+    wanted = config["controls"]["targets"]
+    return [
+        c for c in CONTROLS if str(c) in wanted and (c != SPECIALIST_LONG or evolution_sft_steps(config) > 0)
+    ]
+
+
+def gen0_skills(config: dict) -> dict[str, str]:
+    """Generation 0's slots -> their persona's skill (slots whose persona names none left out)."""
+    return {slot: p["skill"] for slot, p in gen0_members(config).items() if p.get("skill")}
 
 
 def generation_eval_targets(config: dict, gen: int | str) -> list[str]:
@@ -301,6 +360,7 @@ def persona_training(config: dict, persona: dict) -> dict:
 STAGE_KEYS = {
     "build_base": ["base_model", "base", "personas"],
     "train_persona": ["base", "training"],
+    "train_control": ["base", "training", "personas", "population", "generations", "evolution", "controls"],
     "debate": ["base", "debate", "tasks"],
     "fitness": ["base", "debate", "tasks", "fitness"],
     "select": ["population", "evolution"],
@@ -308,7 +368,18 @@ STAGE_KEYS = {
     "breed": ["evolution"],
     "lamarck": ["base", "evolution", "training", "personas"],
     "evaluate": ["base", "debate", "tasks", "evaluation"],
-    "report": ["seeds", "population", "generations", "personas", "tasks", "fitness", "evaluation"],
+    "report": [
+        "seeds",
+        "population",
+        "generations",
+        "personas",
+        "tasks",
+        "training",
+        "fitness",
+        "evolution",
+        "controls",
+        "evaluation",
+    ],
 }
 
 

@@ -50,6 +50,11 @@ def bred_dir(results: str, seed, gen, agent, arm: str = "") -> str:
     return f"{replicate_dir(results, seed, arm)}/gen{gen}/bred/{agent}"
 
 
+def control_dir(results: str, seed, control: Target | str) -> str:
+    """A trained control's adapter (multitask, specialist-long): the main run's, once per replicate."""
+    return f"{replicate_dir(results, seed)}/controls/{control}"
+
+
 # The debate on dev items (fitness) and the one on train items (debate distillation's data).
 DEBATE_SPLITS = {"dev": "debate", "train": "debate_train"}
 DEBATE_FILES = ("transcripts", "votes")  # what a debate writes, each `<name>.jsonl`

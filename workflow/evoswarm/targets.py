@@ -41,6 +41,23 @@ KINDS: dict[str, Kind] = {
     "team-vote": Kind(
         "team-vote", "first_round_vote", "generation-0 personas, one round, confidence-weighted vote (no debate)"
     ),
+    # Controls (config.control_targets): what the loop must beat at a stated budget, once per seed.
+    "multitask": Kind(
+        "multitask",
+        "lm_eval",
+        "control: one LoRA on the union of the personas' SFT data for generation 0's total steps (lm-eval)",
+    ),
+    "specialist-long": Kind(
+        "specialist-long",
+        "lm_eval",
+        "control: generation 0's best agent trained on its data for the SFT steps evolution spends (lm-eval)",
+    ),
+    "oracle": Kind(
+        "oracle",
+        "oracle",
+        "control, a ceiling: each item answered by the generation-0 persona of its skill (reads the skill, "
+        "never the answer)",
+    ),
     "persona": Kind("gen0-{agent}", "lm_eval", "persona {agent} alone (lm-eval)"),
     # Generation 0's best copies its agent's persona result, which generation 0's job has scored.
     "best": Kind(
@@ -99,6 +116,12 @@ BASE = Target("base")
 BASE_SC = Target("base-sc")
 PROMPT_VOTE = Target("prompt-vote")
 TEAM_VOTE = Target("team-vote")
+MULTITASK = Target("multitask")
+SPECIALIST_LONG = Target("specialist-long")
+ORACLE = Target("oracle")
+# The controls in the report's order; the first two are adapters the controls' training stage trains.
+CONTROLS = (MULTITASK, SPECIALIST_LONG, ORACLE)
+TRAINED_CONTROLS = (MULTITASK, SPECIALIST_LONG)
 
 
 def persona(agent: str) -> Target:
@@ -137,11 +160,11 @@ def generation_job(generation: int | str, agents: Iterable[str]) -> list[Target]
     return [team(generation), best(generation)]
 
 
-def every_target(generations: int, agents: Iterable[str]) -> list[Target]:
-    """Every target of a replicate, each computed by one job (the shared ones, each generation's, gen0-best's),
-    in the report's order: by kind (KINDS), then generation."""
+def every_target(generations: int, agents: Iterable[str], controls: Iterable[Target] = ()) -> list[Target]:
+    """Every target of a replicate, each computed by one job (the shared ones, each generation's, gen0-best's,
+    the controls'), in the report's order: by kind (KINDS), then generation."""
     agents = list(agents)
-    jobs = [*SHARED, *(t for g in range(generations + 1) for t in generation_job(g, agents)), GEN0_BEST]
+    jobs = [*SHARED, *(t for g in range(generations + 1) for t in generation_job(g, agents)), GEN0_BEST, *controls]
     order = list(KINDS)
     return sorted(jobs, key=lambda t: (order.index(t.kind), t.generation or 0))
 

@@ -13,12 +13,14 @@ By hand (the targets of a generation, or --targets any of them):
   python workflow/scripts/evaluate.py --config config.yaml --targets base --out-dir results/eval
   python workflow/scripts/evaluate.py --config config.yaml --targets gen0-best \
       --fitness results/seed0/gen0/fitness.csv --agent-evals results/seed0/eval/gen0-*.json --out-dir results/seed0/eval
+  python workflow/scripts/evaluate.py --config config.yaml --targets multitask oracle \
+      --adapters results/seed0/controls/multitask --agent-evals results/seed0/eval/gen0-*.json --out-dir results/seed0/eval
 """
 
 from pathlib import Path
 
 from evoswarm import stage
-from evoswarm.config import gen0_systems, generation_eval_targets
+from evoswarm.config import gen0_skills, gen0_systems, generation_eval_targets
 from evoswarm.evaluate.job import evaluate
 from evoswarm.io import InputError
 
@@ -48,8 +50,9 @@ if __name__ == "__main__":
         population=stage.Arg("params.population", hand=lambda run: run.config["population"]),
         systems=stage.Arg("params.systems", hand=lambda run: gen0_systems(run.config)),
         agent_evals=stage.Arg(
-            "input.agent_evals", "--agent-evals", nargs="*", default=[], help="gen0-<agent>.json (for gen0-best)"
+            "input.agent_evals", "--agent-evals", nargs="*", default=[], help="gen0-<agent>.json (gen0-best, oracle)"
         ),
+        skills=stage.Arg("params.skills", hand=lambda run: gen0_skills(run.config)),
         flags={
             "--gen": dict(type=int, default=None, help="evaluate this generation's targets"),
             "--targets": dict(nargs="*", default=None, help="these targets instead (e.g. base, gen0-best)"),

@@ -10,7 +10,9 @@ record for the one that failed, and a progress line per target and per batch of 
   base-sc       base-model self-consistency: k sampled round-1 turns, majority (k = agents x rounds by
                 default);
   base, gen0-<agent>, gen<g>-best (g >= 1)   lm-eval (model `hf`), every adapter in one PeftModel;
-  gen0-best     its agent's gen0-<agent> result, the agent picked by the fitness of the run that asks.
+  gen0-best     its agent's gen0-<agent> result, the agent picked by the fitness of the run that asks;
+  multitask, specialist-long   lm-eval on the control's adapter (evoswarm.controls);
+  oracle        each item from the gen0-<agent> result of its skill's persona (single.oracle).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from evoswarm.backends import check_reply_fits, make_backend
 from evoswarm.config import derive_seed
 from evoswarm.evaluate.harness import CountingBackend, accuracy, load_lm_eval_model, n_items
-from evoswarm.evaluate.single import copied_best, lineage_system, single
+from evoswarm.evaluate.single import copied_best, lineage_system, oracle, single
 from evoswarm.evaluate.teams import counting_backend, first_round_vote, self_consistency, team_agents, team_debate
 from evoswarm.evolve.selection import best_adapter
 from evoswarm.io import InputError, write_json
@@ -32,7 +34,7 @@ from evoswarm.layout import eval_failure
 from evoswarm.model.base import read_manifest
 from evoswarm.progress import TargetsProgress
 from evoswarm.protocol.scoring import metric_name
-from evoswarm.targets import TEAM_VOTE, Target, team
+from evoswarm.targets import TEAM_VOTE, TRAINED_CONTROLS, Target, team
 from evoswarm.world.items import load_items
 
 
@@ -58,6 +60,7 @@ class Job:
     population: int
     systems: dict[str, str]
     agent_evals: list[str]
+    skills: dict[str, str]  # generation 0's slot -> skill (the oracle's router)
     progress: TargetsProgress
     subjects: dict[Target, tuple[str | None, str | None]] = field(default_factory=dict)  # lm_eval_subject
     backend: object = None
@@ -84,12 +87,13 @@ def free_gpu_cache() -> None:
 
 
 def lm_eval_subject(job: Job, target: Target) -> tuple[str | None, str | None]:
-    """(agent, adapter folder) that an lm-eval target scores: the base alone, a persona's adapter, or the
-    generation's best agent's (by its fitness)."""
-    if target.kind == "persona":
-        found = [a for a in job.adapters if Path(a).name == target.agent]
+    """(agent, adapter folder) that an lm-eval target scores: the base alone, a persona's or a trained
+    control's adapter (the folder of its name), or the generation's best agent's (by its fitness)."""
+    if target.kind == "persona" or target in TRAINED_CONTROLS:
+        name = target.agent if target.kind == "persona" else str(target)
+        found = [a for a in job.adapters if Path(a).name == name]
         if not found:
-            raise InputError(f"target {target}: no adapter folder named {target.agent} among {job.adapters}")
+            raise InputError(f"target {target}: no adapter folder named {name} among {job.adapters}")
         return None, found[0]
     if target.kind == "best":
         return best_adapter(job.adapters, job.fitness, f"target {target}")
@@ -138,6 +142,10 @@ def _copy_best(job: Job, target: Target) -> dict:
     return copied_best(target, job.fitness, job.agent_evals)
 
 
+def _oracle(job: Job, target: Target) -> dict:
+    return oracle(target, job.skills, job.agent_evals, job.config["tasks"]["scorer"])
+
+
 @dataclass(frozen=True)
 class Work:
     """What the estimate of a target's backend requests (the ETA's unit) reads. A loglik debate turn is one
@@ -183,6 +191,7 @@ EVALUATORS: dict[str, Evaluator] = {
     "self_consistency": Evaluator(_self_consistency, lambda w: w.items * w.k, DEBATE_BACKEND),
     "lm_eval": Evaluator(_lm_eval, lambda w: w.items, LM_EVAL_MODEL),
     "copy_best": Evaluator(_copy_best, lambda w: 0, None),
+    "oracle": Evaluator(_oracle, lambda w: 0, None),
 }
 
 
@@ -235,6 +244,7 @@ def evaluate(
     population: int = 3,
     systems: dict[str, str] | None = None,
     agent_evals: list[str] | None = None,
+    skills: dict[str, str] | None = None,
 ) -> None:
     """Evaluate every target of `outs` (target name -> result JSON path). A target that fails leaves
     `<target>.failed.json` (layout.eval_failure) saying why and fails the job (Snakemake then reruns the
@@ -244,7 +254,9 @@ def evaluate(
     mode = config["debate"]["answer_mode"]
     items = load_items(tasks, config["evaluation"]["limit"], config["tasks"]["scorer"], mode) if reads_items else []
     progress = TargetsProgress(work_estimate(config, targets, len(items), population))
-    job = Job(config, base, items, adapters or [], fitness, population, systems or {}, agent_evals or [], progress)
+    job = Job(
+        config, base, items, adapters or [], fitness, population, systems or {}, agent_evals or [], skills or {}, progress
+    )
     results = evaluations(job, targets)
     while True:
         try:

@@ -16,14 +16,28 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evoswarm.config import derive_seed, gen0_members
+from evoswarm.config import control_steps, derive_seed, evolution_sft_steps, gen0_members, gen0_training_steps
 from evoswarm.evolve.fitness import read_fitness_rows
 from evoswarm.io import InputError, read_jsonl
 from evoswarm.layout import benchmark_files, eval_failure, job_seed
 from evoswarm.model.adapters import read_lineage
 from evoswarm.protocol.scoring import metric_name, vote_key
 from evoswarm.report.stats import Estimate, Scored, accuracy, paired_difference, scored_from_per_item, verdict
-from evoswarm.targets import BASE, BASE_SC, PROMPT_VOTE, TEAM_VOTE, Target, best, persona, team
+from evoswarm.targets import (
+    BASE,
+    BASE_SC,
+    CONTROLS,
+    MULTITASK,
+    ORACLE,
+    PROMPT_VOTE,
+    SPECIALIST_LONG,
+    TEAM_VOTE,
+    TRAINED_CONTROLS,
+    Target,
+    best,
+    persona,
+    team,
+)
 
 
 @dataclass
@@ -97,11 +111,38 @@ class Comparison:
         return f"{self.what}{on} ({self.a} vs {self.b})"
 
 
+def control_comparisons(last: int) -> list[Comparison]:
+    """Each control paired against the last generation's best agent and team (and multitask, the oracle
+    against generation 0's too): A is the loop's target, B the control."""
+    out: list[Comparison] = []
+    for c, name in [(MULTITASK, "multitask SFT"), (SPECIALIST_LONG, "the specialist trained longer")]:
+        for a, who in [(best(last), f"gen-{last} best"), (team(last), f"team gen-{last}")]:
+            out.append(Comparison(f"{who} vs {c}", str(a), str(c), f"{who} beats {name}", f"{name} beats {who}"))
+    out += [
+        Comparison("gen-0 best vs multitask", str(best(0)), str(MULTITASK), "gen-0 best beats multitask SFT",
+                   "multitask SFT beats gen-0 best"),
+        Comparison("team gen-0 vs multitask", str(team(0)), str(MULTITASK), "team gen-0 beats multitask SFT",
+                   "multitask SFT beats team gen-0"),
+        Comparison(f"gen-{last} best vs oracle", str(best(last)), str(ORACLE), f"gen-{last} best beats the oracle",
+                   f"gen-{last} best is below the oracle ceiling"),
+        Comparison(f"team gen-{last} vs oracle", str(team(last)), str(ORACLE), f"team gen-{last} beats the oracle",
+                   f"team gen-{last} is below the oracle ceiling"),
+        Comparison("oracle vs gen-0 best", str(ORACLE), str(best(0)),
+                   "routing by skill beats the best member: a team has room to add",
+                   "routing by skill is worse than the best member"),
+    ]
+    unique: dict[tuple[str, str], Comparison] = {}
+    for comp in out:  # with G = 0 the last generation is generation 0
+        unique.setdefault((comp.a, comp.b), comp)
+    return list(unique.values())
+
+
 def comparisons(config: dict, targets: list[str]) -> list[Comparison]:
-    """The report's comparisons, those whose two targets this run evaluates."""
+    """The report's comparisons, those whose two targets this run evaluates: the controls first."""
     last = config["generations"]
     team0, vote, sc = str(team(0)), str(TEAM_VOTE), str(BASE_SC)
     wanted = [
+        *control_comparisons(last),
         Comparison("debate vs vote", team0, vote, "the debate helps", "the debate hurts"),
         Comparison(
             "vote vs self-consistency",
@@ -157,23 +198,81 @@ def comparisons(config: dict, targets: list[str]) -> list[Comparison]:
     return [c for c in wanted if c.a in targets and c.b in targets]
 
 
-def verdict_lines(comps: list[Comparison], scored: dict[str, Scored | str], iters: int, seed: int) -> list[str]:
-    """One line per comparison: the paired difference, its interval and what it means (or why it is missing)."""
-    lines = []
+@dataclass(frozen=True)
+class Verdict:
+    """A comparison's paired difference (None when it could not be compared) and its line."""
+
+    comparison: Comparison
+    diff: Estimate | None
+    line: str
+
+
+def verdicts(comps: list[Comparison], scored: dict[str, Scored | str], iters: int, seed: int) -> list[Verdict]:
+    """Per comparison: the paired difference, its interval and what it means (or why it is missing)."""
+    out = []
     for c in comps:
         a, b = scored[c.a], scored[c.b]
         if isinstance(a, str) or isinstance(b, str):
             failed = c.a if isinstance(a, str) else c.b
-            lines.append(f"{c.label()}: not compared, {failed} {scored[failed]}")
+            out.append(Verdict(c, None, f"{c.label()}: not compared, {failed} {scored[failed]}"))
             continue
         if c.skill:
             a, b = a.only_skill(c.skill), b.only_skill(c.skill)
             if not a.n_items() or not b.n_items():
-                lines.append(f"{c.label()}: not compared, no test items of skill {c.skill}")
+                out.append(Verdict(c, None, f"{c.label()}: not compared, no test items of skill {c.skill}"))
                 continue
         diff = paired_difference(a, b, iters, derive_seed(seed, "report", c.label()))
-        lines.append(verdict(c.label(), diff, c.better, c.worse))
-    return lines
+        out.append(Verdict(c, diff, verdict(c.label(), diff, c.better, c.worse)))
+    return out
+
+
+def controls_section(config: dict, est: dict[str, Estimate], evals: dict[str, dict[int, dict]]) -> Section:
+    """What each control is, what it spent (training steps, test-split model calls) and its test accuracy,
+    beside the loop's own training budget."""
+    rows = []
+    for c in CONTROLS:
+        name = str(c)
+        if name not in evals:
+            why = "not in controls.targets"
+            if c == SPECIALIST_LONG and name in config["controls"]["targets"]:
+                why = f"not run: evolution spends no SFT steps (evolution.lamarck.step: {config['evolution']['lamarck']['step']})"
+            rows.append([name, c.describe(), "", "", "", "", why])
+            continue
+        steps = str(control_steps(config, c)) if c in TRAINED_CONTROLS else "0 (routes gen-0 results)"
+        calls = [(e["evoswarm"].get("budget") or {}).get("model_calls") for e in evals[name].values()]
+        calls = [x for x in calls if x is not None]
+        e = est.get(name)
+        rows.append([name, c.describe(), steps, f"{sum(calls) / len(calls):.0f}" if calls else "", *_est_cells(e),
+                     "ok" if e else "failed"])
+    return Section(
+        "Controls",
+        note=f"The loop's training compute: generation 0 trains {gen0_training_steps(config)} steps in all; "
+        f"evolution's Lamarckian steps {evolution_sft_steps(config)}. Each control runs once per seed and is "
+        "paired in the verdicts against the last generation's best agent and team. The oracle is a ceiling, "
+        "not a method: it knows each test item's skill.",
+        head=["control", "what", "training steps", "model calls (test)", "accuracy", "95% CI", "status"],
+        rows=rows,
+    )
+
+
+def forest_plot(found: list[Verdict]) -> str:
+    """Every paired comparison's difference with its 95% interval, zero marked, in the verdicts' order."""
+    rows = [v for v in found if v.diff is not None]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(rows) + 1.0))
+    ys = list(range(len(rows)))[::-1]
+    controls = {str(c) for c in CONTROLS}
+    for y, v in zip(ys, rows):
+        d = v.diff
+        colour = "tab:red" if d.hi < 0 else "tab:green" if d.lo > 0 else "tab:gray"
+        marker = "D" if v.comparison.b in controls else "o"
+        ax.errorbar([d.mean], [y], xerr=[[d.mean - d.lo], [d.hi - d.mean]], fmt=marker, color=colour, capsize=3)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([v.comparison.label() for v in rows], fontsize=7)
+    ax.set_xlabel("paired difference A - B in test accuracy (95% CI)")
+    ax.set_title("Every verdict: controls first (diamonds); green above 0, red below, grey spans 0", fontsize=9)
+    return _png(fig)
 
 
 # --- accuracy and generations --------------------------------------------------------------------
@@ -610,14 +709,17 @@ def build(config: dict, files: dict, benchmarks: str) -> tuple[str, str, list[Se
     selected = {(d["seed"], d["gen"]): d["agent"] for d in dev_test}
     last = config["generations"]
 
+    found = verdicts(comparisons(config, list(evals)), scored, iters, seed)
     sections = [
         Section(
             "Verdicts",
             note="Paired differences A - B in test accuracy (same seeds, same items), with 95% intervals from a "
             "bootstrap over seeds, then over the test items (drawn once for all seeds: every seed scores the same "
-            "items).",
-            lines=verdict_lines(comparisons(config, list(evals)), scored, iters, seed),
+            "items). The controls come first.",
+            lines=[v.line for v in found],
+            image=forest_plot(found) if any(v.diff for v in found) else "",
         ),
+        controls_section(config, est, evals),
         accuracy_section(evals, scored, est, metric_name(config["tasks"]["scorer"])),
         Section(
             "Accuracy per generation",
@@ -744,7 +846,8 @@ def to_html(title: str, intro: str, sections: list[Section]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;"
         "margin-bottom:1.5em;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}th{background:#eee}"
-        "li{font-family:monospace;margin:.2em 0}</style></head><body>",
+        "td{vertical-align:top}td:first-child{white-space:nowrap}td:nth-child(2){min-width:16em}"
+        "li{margin:.2em 0}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{html.escape(intro)}</p>",
     ]
@@ -752,10 +855,10 @@ def to_html(title: str, intro: str, sections: list[Section]) -> str:
         parts.append(f"<h2>{html.escape(s.title)}</h2>")
         if s.note:
             parts.append(f"<p>{html.escape(s.note)}</p>")
+        if s.image:  # the picture first: the verdicts' forest plot is what a reader takes in at a glance
+            parts.append(f"<img alt='{html.escape(s.title)} plot' src='data:image/png;base64,{s.image}'>")
         if s.lines:
             parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in s.lines) + "</ul>")
-        if s.image:
-            parts.append(f"<img alt='{html.escape(s.title)} plot' src='data:image/png;base64,{s.image}'>")
         if s.head:
             parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in s.head) + "</tr>")
             parts += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in s.rows]

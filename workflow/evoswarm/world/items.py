@@ -39,3 +39,9 @@ def load_items(
     check = functools.partial(item_problem, scorer=scorer, answer_mode=answer_mode)
     items = read_jsonl(path, required=["id", "question", "answer"], check=check, unique="id")
     return items[:limit] if limit else items
+
+
+def skills_without_items(personas: list[dict], path: str) -> list[str]:
+    """The personas' skills that no item of the task file `path` has (the report could not score them)."""
+    have = {item.get("skill") for item in read_jsonl(path)}
+    return sorted({p["skill"] for p in personas if p.get("skill") and p["skill"] not in have})
