@@ -85,7 +85,7 @@ def test_a_script_without_flags_says_it_runs_under_snakemake_only():
     "change, quantizing",
     [
         ({}, set()),
-        ({"training": {"quantization": "nf4"}}, {"train_persona", "lamarck"}),
+        ({"training": {"quantization": "nf4"}}, {"train_persona", "lamarck", "train_control"}),
         ({"debate": {"backend": "vllm"}}, {"debate", "debate_train", "fitness", "evaluate"}),
     ],
 )

@@ -82,7 +82,10 @@ def test_report_shows_verdicts_tables_and_plots_with_the_eval_numbers(smoke_run)
     assert [md.index(f"## {t}") for t in titles] == sorted(md.index(f"## {t}") for t in titles)
     assert all(t in html for t in titles)
     assert re.search(r"debate vs vote \(team-gen0 vs team-vote\): [+-]\d\.\d{3} \[", md)
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/png;base64,") == 3  # the verdicts' forest plot, accuracy per generation, lineage
+    assert re.search(r"gen-2 best vs multitask \(gen2-best vs multitask\): [+-]\d\.\d{3} \[", md)
+    assert re.search(r"team gen-2 vs oracle \(team-gen2 vs oracle\): [+-]\d\.\d{3} \[", md)
+    assert "## Controls" in md and "| multitask |" in md and "| oracle |" in md
     evals = sorted((smoke_run / REP / "eval").glob("*.json")) + [smoke_run / R / "eval/base.json"]
     for f in evals:
         res = json.loads(f.read_text())

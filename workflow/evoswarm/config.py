@@ -155,14 +155,23 @@ def _check(config: dict, source: str) -> None:
 
 
 def _check_controls(config: dict, source: str) -> None:
-    """A control the configured personas cannot give fails now, naming controls.targets."""
-    wanted = config["controls"]["targets"]
-    if str(MULTITASK) in wanted and len(config["personas"]) < 2:
+    """Unset, controls.targets is every control the personas allow; a named control they cannot give fails
+    now, naming controls.targets."""
+    allowed = {str(SPECIALIST_LONG)}
+    if len(config["personas"]) >= 2:
+        allowed.add(str(MULTITASK))
+    if any(p.get("skill") for p in config["personas"]):
+        allowed.add(str(ORACLE))
+    controls = config["controls"]
+    if "targets" not in controls:
+        controls["targets"] = [str(c) for c in CONTROLS if str(c) in allowed]
+        return
+    if str(MULTITASK) in controls["targets"] and str(MULTITASK) not in allowed:
         raise InputError(
             f"{source}: controls.targets: multitask needs at least 2 personas (a union of one persona's data is "
             "that persona trained longer); remove it"
         )
-    if str(ORACLE) in wanted and not any(p.get("skill") for p in config["personas"]):
+    if str(ORACLE) in controls["targets"] and str(ORACLE) not in allowed:
         raise InputError(
             f"{source}: controls.targets: oracle routes each item to the persona of its skill, and no persona has "
             "a 'skill'; give personas skills or remove it"
@@ -299,9 +308,7 @@ def control_targets(config: dict) -> list[Target]:
     """The controls this run evaluates (controls.targets, in CONTROLS' order); specialist-long only when
     evolution trains (with no SFT steps it would be generation 0's best itself)."""
     wanted = config["controls"]["targets"]
-    return [
-        c for c in CONTROLS if str(c) in wanted and (c != SPECIALIST_LONG or evolution_sft_steps(config) > 0)
-    ]
+    return [c for c in CONTROLS if str(c) in wanted and (c != SPECIALIST_LONG or evolution_sft_steps(config) > 0)]
 
 
 def gen0_skills(config: dict) -> dict[str, str]:

@@ -193,12 +193,15 @@ def _by_hand(stage: str | None, threads: int, flags: dict, args: dict[str, Arg])
 
 def quantizes(config: dict | None, persona: dict | None = None) -> bool:
     """Whether a stage with this config may load a 4-bit (nf4) model, the one use of bitsandbytes: it trains
-    with `quantization: nf4` (the persona's own setting, for a persona), or debates on a backend other than hf."""
-    if config and "training" in config:
+    with `quantization: nf4` (the persona's own setting, for a persona), or debates on a backend other than hf.
+    A stage that reads no `base` (the report: training steps only) loads no model."""
+    if not config or "base" not in config:
+        return False
+    if "training" in config:
         from evoswarm.config import persona_training
 
         return persona_training(config, persona or {})["quantization"] != "none"
-    if config and "debate" in config:
+    if "debate" in config:
         return config["debate"]["backend"] != "hf"
     return False
 

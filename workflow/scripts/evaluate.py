@@ -14,7 +14,8 @@ By hand (the targets of a generation, or --targets any of them):
   python workflow/scripts/evaluate.py --config config.yaml --targets gen0-best \
       --fitness results/seed0/gen0/fitness.csv --agent-evals results/seed0/eval/gen0-*.json --out-dir results/seed0/eval
   python workflow/scripts/evaluate.py --config config.yaml --targets multitask oracle \
-      --adapters results/seed0/controls/multitask --agent-evals results/seed0/eval/gen0-*.json --out-dir results/seed0/eval
+      --adapters results/seed0/controls/multitask --agent-evals results/seed0/eval/gen0-*.json \
+      --out-dir results/seed0/eval
 """
 
 from pathlib import Path

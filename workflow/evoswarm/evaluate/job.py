@@ -255,7 +255,16 @@ def evaluate(
     items = load_items(tasks, config["evaluation"]["limit"], config["tasks"]["scorer"], mode) if reads_items else []
     progress = TargetsProgress(work_estimate(config, targets, len(items), population))
     job = Job(
-        config, base, items, adapters or [], fitness, population, systems or {}, agent_evals or [], skills or {}, progress
+        config,
+        base,
+        items,
+        adapters or [],
+        fitness,
+        population,
+        systems or {},
+        agent_evals or [],
+        skills or {},
+        progress,
     )
     results = evaluations(job, targets)
     while True:

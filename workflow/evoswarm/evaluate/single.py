@@ -67,7 +67,9 @@ def oracle(target: Target, skills: dict[str, str], agent_evals: list[str], score
         if str(persona(slot)) not in results:
             raise InputError(f"target {target}: no {persona(slot)}.json among the agent results ({', '.join(results)})")
         router.setdefault(skill, slot)
-    by_slot = {slot: {r["id"]: r for r in results[str(persona(slot))]["evoswarm"]["per_item"]} for slot in router.values()}
+    by_slot = {
+        slot: {r["id"]: r for r in results[str(persona(slot))]["evoswarm"]["per_item"]} for slot in router.values()
+    }
     per_item, calls = [], {}
     for item in fallback["evoswarm"]["per_item"]:
         slot = router.get(item["skill"])

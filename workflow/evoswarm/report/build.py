@@ -119,17 +119,41 @@ def control_comparisons(last: int) -> list[Comparison]:
         for a, who in [(best(last), f"gen-{last} best"), (team(last), f"team gen-{last}")]:
             out.append(Comparison(f"{who} vs {c}", str(a), str(c), f"{who} beats {name}", f"{name} beats {who}"))
     out += [
-        Comparison("gen-0 best vs multitask", str(best(0)), str(MULTITASK), "gen-0 best beats multitask SFT",
-                   "multitask SFT beats gen-0 best"),
-        Comparison("team gen-0 vs multitask", str(team(0)), str(MULTITASK), "team gen-0 beats multitask SFT",
-                   "multitask SFT beats team gen-0"),
-        Comparison(f"gen-{last} best vs oracle", str(best(last)), str(ORACLE), f"gen-{last} best beats the oracle",
-                   f"gen-{last} best is below the oracle ceiling"),
-        Comparison(f"team gen-{last} vs oracle", str(team(last)), str(ORACLE), f"team gen-{last} beats the oracle",
-                   f"team gen-{last} is below the oracle ceiling"),
-        Comparison("oracle vs gen-0 best", str(ORACLE), str(best(0)),
-                   "routing by skill beats the best member: a team has room to add",
-                   "routing by skill is worse than the best member"),
+        Comparison(
+            "gen-0 best vs multitask",
+            str(best(0)),
+            str(MULTITASK),
+            "gen-0 best beats multitask SFT",
+            "multitask SFT beats gen-0 best",
+        ),
+        Comparison(
+            "team gen-0 vs multitask",
+            str(team(0)),
+            str(MULTITASK),
+            "team gen-0 beats multitask SFT",
+            "multitask SFT beats team gen-0",
+        ),
+        Comparison(
+            f"gen-{last} best vs oracle",
+            str(best(last)),
+            str(ORACLE),
+            f"gen-{last} best beats the oracle",
+            f"gen-{last} best is below the oracle ceiling",
+        ),
+        Comparison(
+            f"team gen-{last} vs oracle",
+            str(team(last)),
+            str(ORACLE),
+            f"team gen-{last} beats the oracle",
+            f"team gen-{last} is below the oracle ceiling",
+        ),
+        Comparison(
+            "oracle vs gen-0 best",
+            str(ORACLE),
+            str(best(0)),
+            "routing by skill beats the best member: a team has room to add",
+            "routing by skill is worse than the best member",
+        ),
     ]
     unique: dict[tuple[str, str], Comparison] = {}
     for comp in out:  # with G = 0 the last generation is generation 0
@@ -235,15 +259,24 @@ def controls_section(config: dict, est: dict[str, Estimate], evals: dict[str, di
         if name not in evals:
             why = "not in controls.targets"
             if c == SPECIALIST_LONG and name in config["controls"]["targets"]:
-                why = f"not run: evolution spends no SFT steps (evolution.lamarck.step: {config['evolution']['lamarck']['step']})"
+                step = config["evolution"]["lamarck"]["step"]
+                why = f"not run: evolution spends no SFT steps (evolution.lamarck.step: {step})"
             rows.append([name, c.describe(), "", "", "", "", why])
             continue
         steps = str(control_steps(config, c)) if c in TRAINED_CONTROLS else "0 (routes gen-0 results)"
         calls = [(e["evoswarm"].get("budget") or {}).get("model_calls") for e in evals[name].values()]
         calls = [x for x in calls if x is not None]
         e = est.get(name)
-        rows.append([name, c.describe(), steps, f"{sum(calls) / len(calls):.0f}" if calls else "", *_est_cells(e),
-                     "ok" if e else "failed"])
+        rows.append(
+            [
+                name,
+                c.describe(),
+                steps,
+                f"{sum(calls) / len(calls):.0f}" if calls else "",
+                *_est_cells(e),
+                "ok" if e else "failed",
+            ]
+        )
     return Section(
         "Controls",
         note=f"The loop's training compute: generation 0 trains {gen0_training_steps(config)} steps in all; "
@@ -265,11 +298,12 @@ def forest_plot(found: list[Verdict]) -> str:
     for y, v in zip(ys, rows):
         d = v.diff
         colour = "tab:red" if d.hi < 0 else "tab:green" if d.lo > 0 else "tab:gray"
-        marker = "D" if v.comparison.b in controls else "o"
+        marker = "D" if {v.comparison.a, v.comparison.b} & controls else "o"
         ax.errorbar([d.mean], [y], xerr=[[d.mean - d.lo], [d.hi - d.mean]], fmt=marker, color=colour, capsize=3)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(ys)
-    ax.set_yticklabels([v.comparison.label() for v in rows], fontsize=7)
+    on = [f" on {v.comparison.skill}" if v.comparison.skill else "" for v in rows]
+    ax.set_yticklabels([f"{v.comparison.a} - {v.comparison.b}{o}" for v, o in zip(rows, on)], fontsize=7)
     ax.set_xlabel("paired difference A - B in test accuracy (95% CI)")
     ax.set_title("Every verdict: controls first (diamonds); green above 0, red below, grey spans 0", fontsize=9)
     return _png(fig)
