@@ -1,7 +1,7 @@
 rule build_base:
     input:
-        corpus="data/corpus/corpus.txt",
-        format_chats="data/corpus/format.jsonl",
+        corpus=config["world"]["corpus"],
+        format_chats=config["world"]["format_chats"],
         personas=[p["data"] for p in config["personas"]],
     output:
         directory(base_dir()),

@@ -25,7 +25,7 @@ from evoswarm.targets import (
     persona,
     study_targets,
 )
-from evoswarm.world.items import skills_without_items
+from evoswarm.world.items import check_disjoint_splits, skills_without_items
 
 # Fails in the first second on an unknown or mistyped key or a bad value: one line naming the key and
 # the file and line that set it (or --config), not this file, as Snakemake's traceback would.
@@ -98,6 +98,14 @@ if _unasked:
         f"error: {_locate(['personas'])}: personas' skill {', '.join(_unasked)} has no items in "
         f"{config['tasks']['test']} (tasks.test)"
     )
+
+# world.disjoint_splits: a held-out item whose question and answer train (or the other held-out split) also
+# holds is passed by memory; refuse such task files now, naming both.
+if config["world"]["disjoint_splits"]:
+    try:
+        check_disjoint_splits({s: config["tasks"][s] for s in ("train", "dev", "test")})
+    except InputError as e:
+        sys.exit(f"error: {e}")
 
 # The controls (controls.targets): what the loop must beat, trained and evaluated once per replicate.
 CONTROLS = control_targets(config)

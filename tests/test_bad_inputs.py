@@ -3,10 +3,11 @@
 
 import json
 import os
+import re
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, run_snakemake
 from evoswarm.io import InputError
 from evoswarm.world.chats import load_chats
 from evoswarm.world.items import load_items
@@ -72,6 +73,24 @@ def test_a_duplicate_task_id_beyond_the_limit_is_refused_too(tmp_path):
     p = _write(tmp_path / "dev.jsonl", [ITEM, ITEM | {"id": "q2"}, ITEM])
     with pytest.raises(InputError, match=r"dev\.jsonl:3: duplicate id 'q1' \(first on line 1\)"):
         load_items(p, limit=1)
+
+
+# 2b. Held-out splits that share a (question, answer) pair, under world.disjoint_splits.
+
+
+def test_task_splits_sharing_a_question_answer_pair_stop_snakemake_in_one_line(tmp_path):
+    """The default world's category items share such pairs (train and dev both ask "Pick the vehicle." with
+    the answer train): refused at start-up when the config asks for disjoint splits, as configs/testbed.yaml does."""
+    cfg = tmp_path / "disjoint.yaml"
+    cfg.write_text((REPO / "configs/smoke.yaml").read_text() + "\nworld: {disjoint_splits: true}\n")
+    r = run_snakemake(tmp_path / "w", "-n", config=cfg, check=False)
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln and "is extended by additional config" not in ln]
+    assert r.returncode == 1 and len(lines) == 1, lines
+    assert re.fullmatch(
+        r"error: data/tasks/\w+\.jsonl \(id \S+\) and data/tasks/\w+\.jsonl \(id \S+\) share the question .* "
+        r"\(world\.disjoint_splits\)",
+        lines[0],
+    ), lines[0]
 
 
 # 3. Non-string roles and contents in a persona chat.

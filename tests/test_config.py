@@ -21,6 +21,7 @@ CONFIGS = [
     "config.yaml",
     "configs/smoke.yaml",
     "configs/freetext.yaml",
+    "configs/testbed.yaml",
     "configs/qwen3-4b.yaml",
     "configs/qwen3-4b-vllm-server.yaml",
 ]

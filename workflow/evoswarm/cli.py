@@ -3,7 +3,7 @@
 evoswarm debate --topic "消費税減税は日本経済にプラスか？" --adapters A B C --rounds 3 [--engine langgraph]
 evoswarm serve --base results/base --adapters results/seed0/gen0/adapters/* --port 8000
 evoswarm export --base results/base --adapter results/seed0/gen2/adapters/s00 --out models/s00
-evoswarm world --out data --seed 0
+evoswarm world --out data --seed 0   [--world testbed --out data/testbed]
 evoswarm check-config config.yaml configs/smoke.yaml
 """
 
@@ -141,10 +141,13 @@ def cmd_export(a) -> None:
 
 
 def cmd_world(a) -> None:
-    from evoswarm.world.generator import generate, write
+    from evoswarm.io import InputError
+    from evoswarm.world.generator import WORLDS, generate, write
 
-    write(generate(a.seed), Path(a.out))
-    print(f"wrote the embedded world (seed {a.seed}) under {a.out}")
+    if a.world not in WORLDS:
+        raise InputError(f"--world {a.world!r}: one of {', '.join(WORLDS)}")
+    write(generate(a.seed, world=WORLDS[a.world]), Path(a.out))
+    print(f"wrote the {a.world} world (seed {a.seed}) under {a.out}")
 
 
 def cmd_check_config(a) -> None:
@@ -198,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     w = sub.add_parser("world", help="regenerate the embedded task world")
     w.add_argument("--out", default="data")
     w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--world", default="default", help="default (data/) or testbed (--out data/testbed)")
     w.set_defaults(func=cmd_world)
     c = sub.add_parser("check-config", help="validate config files merged in order, as Snakemake merges them")
     c.add_argument("files", nargs="+", help="e.g. config.yaml configs/smoke.yaml (a later file wins)")

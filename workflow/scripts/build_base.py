@@ -24,8 +24,10 @@ if __name__ == "__main__":
         main,
         stage="build_base",
         threads=stage.MODEL_THREADS,
-        corpus=stage.Arg("input.corpus", "--corpus", default="data/corpus/corpus.txt"),
-        format_chats=stage.Arg("input.format_chats", "--format-chats", default="data/corpus/format.jsonl"),
+        corpus=stage.Arg("input.corpus", "--corpus", default=lambda run: run.config["world"]["corpus"]),
+        format_chats=stage.Arg(
+            "input.format_chats", "--format-chats", default=lambda run: run.config["world"]["format_chats"]
+        ),
         out=stage.Arg(
             "output[0]",
             "--out",

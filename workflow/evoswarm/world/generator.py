@@ -1,7 +1,8 @@
 """The embedded task world: a multiple-choice family with three skills, in English and Japanese.
 
 Everything here is deterministic from a seed. `python -m evoswarm.world.generator --out data --seed 0`
-regenerates the committed files under data/:
+regenerates the committed files under data/ (the default world, DEFAULT), and
+`python -m evoswarm.world.generator --world testbed --out data/testbed` the testbed world's (TESTBED, below):
 
 - tasks/{train,dev,test}.jsonl  questions with choices, answer (a choice's text) and skill:
                                 arithmetic (a + b), sequence (next term), category (which word is a <group>)
@@ -16,11 +17,23 @@ regenerates the committed files under data/:
 
 The base learns the world's knowledge as prose, the answer format, and a little of each skill; each
 specialist is trained on ten times more questions of its own skill, which leaves it clear room.
+
+The testbed world (same layout, no free-text family) is built so that cooperation has something to win:
+- skills that share no computation: arithmetic (a + b), compare (the largest of four numbers: ordering,
+  no addition) and category; the default's sequence (a + step, three times) was addition again;
+- category held out by word: each split asks only its own words (answers and distractors), so no
+  (question, answer) pair is in two splits and a held-out word is known only from the corpus's prose;
+  arithmetic and compare put the whole problem in the question, held out by content key as before;
+- dev 100 and test 200 items per skill;
+- SFT turns are round-1 turns only: the default's later-round turns showed the agent its own previous
+  answer at confidence 0.90 with a summary exactly when it was right, a cue no debate shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import json
 import math
 import random
@@ -28,6 +41,7 @@ from pathlib import Path
 
 from evoswarm.io import InputError
 from evoswarm.protocol.prompts import PeerAnswer, turn_prompt
+from evoswarm.world.items import shared_question_answer
 
 SKILLS = ("arithmetic", "sequence", "category")
 
@@ -53,6 +67,29 @@ CATEGORIES = {
         ["くるま", "バス", "でんしゃ", "ボート", "ひこうき", "じてんしゃ", "トラック", "ふね"],
     ),
 }
+# The testbed's further words, eight a group (appended: a default word keeps its index).
+MORE_CATEGORY_WORDS = {
+    "fruit": (
+        ["banana", "mango", "kiwi", "lime", "fig", "papaya", "apricot", "coconut"],
+        ["バナナ", "マンゴー", "キウイ", "ライム", "いちじく", "パパイヤ", "あんず", "ココナッツ"],
+    ),
+    "animal": (
+        ["lion", "wolf", "fox", "deer", "goat", "monkey", "zebra", "camel"],
+        ["ライオン", "おおかみ", "きつね", "しか", "やぎ", "さる", "シマウマ", "らくだ"],
+    ),
+    "tool": (
+        ["axe", "pliers", "chisel", "clamp", "trowel", "ladder", "scissors", "hoe"],
+        ["おの", "ペンチ", "のみ", "クランプ", "こて", "はしご", "はさみ", "くわ"],
+    ),
+    "color": (
+        ["pink", "gray", "brown", "gold", "silver", "navy", "beige", "violet"],
+        ["ピンク", "はいいろ", "ちゃいろ", "きんいろ", "ぎんいろ", "こんいろ", "ベージュ", "すみれいろ"],
+    ),
+    "vehicle": (
+        ["taxi", "van", "tram", "subway", "rocket", "scooter", "yacht", "jet"],
+        ["タクシー", "バン", "ろめんでんしゃ", "ちかてつ", "ロケット", "スクーター", "ヨット", "ジェット"],
+    ),
+}
 CATEGORY_NAMES_JA = {
     "fruit": "くだもの",
     "animal": "どうぶつ",
@@ -75,6 +112,10 @@ TEMPLATES = {
     "category": {
         "en": ["Which one is a {group}?", "Pick the {group}."],
         "ja": ["{group} はどれ？", "{group} をえらんで。"],
+    },
+    "compare": {
+        "en": ["Which is the largest: {nums}?", "Pick the largest number: {nums}."],
+        "ja": ["いちばん おおきい かずは？ {nums}", "{nums} で いちばん おおきいのは？"],
     },
 }
 
@@ -102,9 +143,59 @@ SPLIT_SIZES = {"test": 80, "dev": 30, "train": 300}
 # task problem is ever stated anywhere; held-out items test whether a skill generalises, not memory.
 ARITH_A, ARITH_B = range(10, 60), range(1, 10)
 SEQ_START, SEQ_STEP = range(10, 80), range(2, 7)
+# compare: four distinct numbers of this range (the corpus states only pairs: which of two is more).
+COMPARE_NUMS = range(10, 100)
 
 
-def _arithmetic(key: tuple, rng: random.Random, lang: str) -> tuple[str, str, list[str], dict]:
+@dataclasses.dataclass(frozen=True)
+class World:
+    """What sets one world apart from another; every function below takes one (default: DEFAULT)."""
+
+    name: str
+    skills: tuple[str, ...]
+    personas: dict[str, dict]  # persona -> {skill, system}
+    sizes: dict[str, int]  # items per skill in each split
+    arith_a: range  # the first operand of a task sum; the corpus states sums above it
+    categories: dict[str, tuple[list[str], list[str]]]  # group -> (English words, Japanese words)
+    # Category words held out per group for test and dev (each split asks only its own words), or None:
+    # every split asks every word and only the (group, answer, distractors) problem is held out.
+    held_words: dict[str, int] | None
+    later_rounds: bool  # persona SFT includes later-round turns (see persona_chats)
+    freetext: bool  # the world includes the free-text family
+    # No (question, answer) pair may be in two task splits: the generator refuses to write such a world.
+    disjoint_pairs: bool
+
+
+DEFAULT = World(
+    name="default",
+    skills=SKILLS,
+    personas=PERSONAS,
+    sizes=SPLIT_SIZES,
+    arith_a=ARITH_A,
+    categories=CATEGORIES,
+    held_words=None,
+    later_rounds=True,
+    freetext=True,
+    disjoint_pairs=False,
+)
+TESTBED = World(
+    name="testbed",
+    skills=("arithmetic", "compare", "category"),
+    personas={**PERSONAS, "implementer": {**PERSONAS["implementer"], "skill": "compare"}},
+    sizes={"test": 200, "dev": 100, "train": 600},
+    arith_a=range(10, 80),  # 630 problems: 300 held out, 330 left for train
+    categories={
+        g: (en + MORE_CATEGORY_WORDS[g][0], ja + MORE_CATEGORY_WORDS[g][1]) for g, (en, ja) in CATEGORIES.items()
+    },
+    held_words={"test": 5, "dev": 5},  # of 16 a group: 6 left for train
+    later_rounds=False,
+    freetext=False,
+    disjoint_pairs=True,
+)
+WORLDS = {w.name: w for w in (DEFAULT, TESTBED)}
+
+
+def _arithmetic(key: tuple, rng: random.Random, lang: str, world: World) -> tuple[str, str, list[str], dict]:
     _, b, a = key
     ans = a + b
     pool = [ans - 2, ans - 1, ans + 1, ans + 2, ans - 10, ans + 10]
@@ -113,7 +204,7 @@ def _arithmetic(key: tuple, rng: random.Random, lang: str) -> tuple[str, str, li
     return q, str(ans), [str(v) for v in wrong], {"a": a, "b": b}
 
 
-def _sequence(key: tuple, rng: random.Random, lang: str) -> tuple[str, str, list[str], dict]:
+def _sequence(key: tuple, rng: random.Random, lang: str, world: World) -> tuple[str, str, list[str], dict]:
     _, start, step = key
     seq = [start + i * step for i in range(3)]
     ans = start + 3 * step
@@ -124,94 +215,141 @@ def _sequence(key: tuple, rng: random.Random, lang: str) -> tuple[str, str, list
     return q, str(ans), [str(v) for v in wrong], {"seq": seq, "step": step}
 
 
-def _category(key: tuple, rng: random.Random, lang: str) -> tuple[str, str, list[str], dict]:
+def _category(key: tuple, rng: random.Random, lang: str, world: World) -> tuple[str, str, list[str], dict]:
     _, target, idx, distractors = key
     li = 0 if lang == "en" else 1
-    ans = CATEGORIES[target][li][idx]
-    wrong = [CATEGORIES[g][li][i] for g, i in distractors]
+    ans = world.categories[target][li][idx]
+    wrong = [world.categories[g][li][i] for g, i in distractors]
     group = target if lang == "en" else CATEGORY_NAMES_JA[target]
     q = rng.choice(TEMPLATES["category"][lang]).format(group=group)
     return q, ans, wrong, {"group": target}
 
 
-MAKERS = {"arithmetic": _arithmetic, "sequence": _sequence, "category": _category}
+def _compare(key: tuple, rng: random.Random, lang: str, world: World) -> tuple[str, str, list[str], dict]:
+    nums = list(key[1:])
+    rng.shuffle(nums)  # the order the question lists them in (the choices get their own)
+    q = rng.choice(TEMPLATES["compare"][lang]).format(nums=", ".join(map(str, nums)))
+    return q, str(max(nums)), [str(n) for n in nums if n != max(nums)], {"nums": nums}
 
 
-def content_key(item: dict) -> tuple:
+MAKERS = {"arithmetic": _arithmetic, "sequence": _sequence, "category": _category, "compare": _compare}
+
+
+def content_key(item: dict, world: World = DEFAULT) -> tuple:
     """The problem under an item, whatever its language and template: the operand pair, the progression
-    (start, step), or the category question's (group, answer word, distractor words) by word index."""
+    (start, step), the four numbers compared, or the category question's (group, answer word, distractor
+    words) by word index."""
     m, skill = item["meta"], item["skill"]
     if skill == "arithmetic":
         return ("arithmetic", *sorted((m["a"], m["b"])))
     if skill == "sequence":
         return ("sequence", m["seq"][0], m["step"])
+    if skill == "compare":
+        return ("compare", *sorted(m["nums"]))
     li = 0 if item["lang"] == "en" else 1
 
     def word(w: str) -> tuple[str, int]:
-        return next((g, ws[li].index(w)) for g, ws in CATEGORIES.items() if w in ws[li])
+        return next((g, ws[li].index(w)) for g, ws in world.categories.items() if w in ws[li])
 
     distractors = tuple(sorted(word(c) for c in item["choices"] if c != item["answer"]))
     return ("category", m["group"], word(item["answer"])[1], distractors)
 
 
-def _category_key(rng: random.Random) -> tuple:
-    target, *others = rng.sample(sorted(CATEGORIES), 4)
-    distractors = tuple(sorted((g, rng.randrange(len(CATEGORIES[g][0]))) for g in others))
-    return ("category", target, rng.randrange(len(CATEGORIES[target][0])), distractors)
+def _category_key(rng: random.Random, pool: dict[str, list[int]]) -> tuple:
+    """A category problem whose words are drawn from `pool` (group -> word indices)."""
+    target, *others = rng.sample(sorted(pool), 4)
+    distractors = tuple(sorted((g, rng.choice(pool[g])) for g in others))
+    return ("category", target, rng.choice(pool[target]), distractors)
 
 
-def _keyspace(skill: str) -> list[tuple]:
+def _compare_key(rng: random.Random, pool: None) -> tuple:
+    return ("compare", *sorted(rng.sample(COMPARE_NUMS, 4)))
+
+
+# Skills with too many problems to list: a split's keys are drawn at random, and any already held out redrawn.
+DRAWN = {"category": _category_key, "compare": _compare_key}
+
+
+def _keyspace(skill: str, world: World = DEFAULT) -> list[tuple]:
     if skill == "arithmetic":
-        return [("arithmetic", b, a) for a in ARITH_A for b in ARITH_B]
+        return [("arithmetic", b, a) for a in world.arith_a for b in ARITH_B]
     return [("sequence", s, d) for s in SEQ_START for d in SEQ_STEP]
 
 
-def _keyspace_size(skill: str) -> int:
-    if skill == "category":  # target group x its word x 3 of the other groups x a word of each
-        groups, words = len(CATEGORIES), len(CATEGORIES["fruit"][0])
-        return groups * words * math.comb(groups - 1, 3) * words**3
-    return len(_keyspace(skill))
+def _category_space(pool: dict[str, list[int]]) -> int:
+    """Category problems in `pool`: a target group x its word x 3 of the other groups x a word of each."""
+    return sum(
+        len(pool[target]) * sum(math.prod(len(pool[g]) for g in gs) for gs in itertools.combinations(others, 3))
+        for target in pool
+        for others in [[g for g in pool if g != target]]
+    )
 
 
-def split_keys(rng: random.Random, sizes: dict[str, int]) -> dict[str, dict[str, list[tuple]]]:
+def _category_pools(rng: random.Random, world: World) -> dict[str, dict[str, list[int]]]:
+    """split -> group -> the word indices the split asks: every word, or (world.held_words) each group's
+    words cut at random into test, dev and train ones."""
+    every = {g: list(range(len(en))) for g, (en, _) in world.categories.items()}
+    if world.held_words is None:
+        return {split: every for split in ("test", "dev", "train")}
+    pools: dict[str, dict[str, list[int]]] = {"test": {}, "dev": {}, "train": {}}
+    for g, ids in every.items():
+        ids = rng.sample(ids, len(ids))
+        nt, nd = world.held_words["test"], world.held_words["dev"]
+        pools["test"][g], pools["dev"][g], pools["train"][g] = ids[:nt], ids[nt : nt + nd], ids[nt + nd :]
+    return pools
+
+
+def _check_space(skill: str, space: dict[str, int], sizes: dict[str, int], shared: bool) -> None:
+    """Refuse sizes the problems cannot meet: `space` is split -> problems it may ask (one number for all
+    splits when `shared`: test and dev then take theirs out of it and train needs one left)."""
+    held = sizes["test"] + sizes["dev"]
+    if shared and held >= space["test"]:
+        raise InputError(f"world: {skill} has {space['test']} problems; test + dev ({held}) would leave none for train")
+    for split in () if shared else sizes:
+        if space[split] < (sizes[split] if split != "train" else 1):
+            raise InputError(
+                f"world: {skill}'s {split} words make {space[split]} problems; {split} asks {sizes[split]}"
+            )
+
+
+def split_keys(rng: random.Random, sizes: dict[str, int], world: World = DEFAULT) -> dict[str, dict[str, list[tuple]]]:
     """split -> skill -> one content key per item. Test and dev keys are distinct and never reused; train
     draws (with repeats, in other templates) only from the keys left over."""
     out: dict[str, dict[str, list[tuple]]] = {split: {} for split in sizes}
     held = sizes["test"] + sizes["dev"]
-    for skill in SKILLS:
-        if held >= _keyspace_size(skill):
-            raise InputError(
-                f"world: {skill} has {_keyspace_size(skill)} problems; test + dev ({held}) would leave none for train"
-            )
-        if skill == "category":
-            used: set[tuple] = set()
-            for split in ("test", "dev"):
-                keys = []
-                while len(keys) < sizes[split]:
-                    k = _category_key(rng)
-                    if k not in used:
-                        used.add(k)
-                        keys.append(k)
-                out[split][skill] = keys
-            train = []
-            while len(train) < sizes["train"]:
-                k = _category_key(rng)
-                if k not in used:
-                    train.append(k)
-            out["train"][skill] = train
+    for skill in world.skills:
+        if skill not in DRAWN:
+            space = _keyspace(skill, world)
+            _check_space(skill, dict.fromkeys(sizes, len(space)), sizes, shared=True)
+            rng.shuffle(space)
+            out["test"][skill], out["dev"][skill] = space[: sizes["test"]], space[sizes["test"] : held]
+            rest = space[held:]
+            out["train"][skill] = [rng.choice(rest) for _ in range(sizes["train"])]
             continue
-        space = _keyspace(skill)
-        rng.shuffle(space)
-        out["test"][skill], out["dev"][skill], rest = space[: sizes["test"]], space[sizes["test"] : held], space[held:]
-        out["train"][skill] = [rng.choice(rest) for _ in range(sizes["train"])]
+        if skill == "category":
+            pools = _category_pools(rng, world)
+            _check_space(skill, {s: _category_space(p) for s, p in pools.items()}, sizes, world.held_words is None)
+        else:
+            pools = dict.fromkeys(sizes)
+            _check_space(skill, dict.fromkeys(sizes, math.comb(len(COMPARE_NUMS), 4)), sizes, shared=True)
+        used: set[tuple] = set()
+        for split in ("test", "dev", "train"):
+            keys = []
+            while len(keys) < sizes[split]:
+                k = DRAWN[skill](rng, pools[split])
+                if k not in used:
+                    keys.append(k)
+                    if split != "train":  # train may repeat a problem (in another template), never a held-out one
+                        used.add(k)
+            out[split][skill] = keys
     return out
 
 
-def make_item(rng: random.Random, key: tuple, idx: str) -> dict:
+def make_item(rng: random.Random, key: tuple, idx: str, world: World = DEFAULT) -> dict:
     """One task item for a content key: choices are texts in a random order, answer is the right choice's text."""
     skill = key[0]
     lang = rng.choice(["en", "ja"])
-    q, ans, wrong, meta = MAKERS[skill](key, rng, lang)
+    q, ans, wrong, meta = MAKERS[skill](key, rng, lang, world)
     choices = [ans] + wrong
     rng.shuffle(choices)
     return {"id": idx, "question": q, "choices": choices, "answer": ans, "skill": skill, "lang": lang, "meta": meta}
@@ -225,6 +363,8 @@ def explain(item: dict) -> str:
         return f"検算: {s}" if ja else f"Checked: {s}"
     if item["skill"] == "sequence":
         return f"{m['step']} ずつ増える" if ja else f"Rule: add {m['step']} each step"
+    if item["skill"] == "compare":
+        return f"{item['answer']} が いちばん おおきい" if ja else f"{item['answer']} is the largest"
     group = CATEGORY_NAMES_JA[m["group"]] if ja else m["group"]
     return f"{item['answer']} は {group}" if ja else f"{item['answer']} is a {group}"
 
@@ -234,10 +374,12 @@ def turn_json(answer: str, confidence: float, summary: str) -> str:
     return json.dumps({"answer": answer, "confidence": confidence, "summary": summary}, ensure_ascii=False)
 
 
-def persona_chats(items: list[dict], persona: str, rules: str, rng: random.Random) -> list[dict]:
-    """SFT chats for one persona: a round-1 turn per item, and a later-round turn that sees its own
-    previous answer and the other agents' (some wrong) and keeps or corrects to the right answer."""
-    spec = PERSONAS[persona]
+def persona_chats(
+    items: list[dict], persona: str, rules: str, rng: random.Random, world: World = DEFAULT
+) -> list[dict]:
+    """SFT chats for one persona: a round-1 turn per item, and (world.later_rounds) a later-round turn that
+    sees its own previous answer and the other agents' (some wrong) and keeps or corrects to the right answer."""
+    spec = world.personas[persona]
     out = []
     for item in items:
         if item["skill"] != spec["skill"]:
@@ -253,6 +395,8 @@ def persona_chats(items: list[dict], persona: str, rules: str, rng: random.Rando
                 ]
             }
         )
+        if not world.later_rounds:
+            continue
         # Its own earlier answer is usually right (keep it) and sometimes wrong (revise it); the others' are
         # random and listed in a random order, as the debate lists them in a seeded order per question.
         own_answer = item["answer"] if rng.random() < 0.7 else rng.choice(item["choices"])
@@ -260,7 +404,7 @@ def persona_chats(items: list[dict], persona: str, rules: str, rng: random.Rando
         own = PeerAnswer(
             persona, own_answer, 0.9 if right else round(rng.uniform(0.3, 0.9), 2), explain(item) if right else ""
         )
-        others = [p for p in PERSONAS if p != persona]
+        others = [p for p in world.personas if p != persona]
         rng.shuffle(others)
         peers = [PeerAnswer(p, rng.choice(item["choices"]), round(rng.uniform(0.3, 0.9), 2), "") for p in others]
         user2 = turn_prompt(item["question"], item["choices"], peers, rules, rng.random() < 0.5, own=own)
@@ -276,23 +420,29 @@ def persona_chats(items: list[dict], persona: str, rules: str, rng: random.Rando
     return out
 
 
-def corpus_lines(rng: random.Random) -> list[str]:
+def corpus_lines(rng: random.Random, world: World = DEFAULT) -> list[str]:
     """General text stating the world's knowledge as prose, never as questions with choices and never a task
-    problem: single-digit facts, sums and progressions above the task space, counting by one, category words."""
+    problem: single-digit facts, sums and progressions above the task space, counting by one, which of two
+    numbers is more (a compare problem has four), category words (every word of every split: a held-out
+    word's group is known from here only)."""
     lines = []
     for a in range(10):
         for b in range(10):
             lines += [f"{a} plus {b} makes {a + b}.", f"{a} と {b} で {a + b}。"]
-    for a in range(ARITH_A.stop, 100):
+    for a in range(world.arith_a.stop, 100):
         for b in rng.sample(list(ARITH_B), 4):
             lines += [f"{a} plus {b} makes {a + b}.", f"{a} と {b} で {a + b}。"]
-    for start in range(SEQ_START.stop, 100):
+    for start in range(SEQ_START.stop, 100) if "sequence" in world.skills else ():
         for step in rng.sample(list(SEQ_STEP), 2):
             seq = ", ".join(str(start + i * step) for i in range(5))
             lines += [f"Counting by {step}: {seq}.", f"{step} ずつ: {seq}。"]
     for n in range(0, 100, 5):
         lines.append("Counting: " + ", ".join(str(n + i) for i in range(6)) + ".")
-    for cat, (en, ja) in CATEGORIES.items():
+    for a in COMPARE_NUMS if "compare" in world.skills else ():
+        for b in rng.sample([n for n in COMPARE_NUMS if n != a], 4):
+            big, small = max(a, b), min(a, b)
+            lines += [f"{big} is more than {small}.", f"{big} は {small} より おおきい。"]
+    for cat, (en, ja) in world.categories.items():
         for w in en:
             lines.append(f"A {w} is a kind of {cat}.")
         for w in ja:
@@ -303,11 +453,11 @@ def corpus_lines(rng: random.Random) -> list[str]:
     return lines
 
 
-def general_qa_chats(items: list[dict], per_skill: int, rng: random.Random) -> list[dict]:
+def general_qa_chats(items: list[dict], per_skill: int, rng: random.Random, world: World = DEFAULT) -> list[dict]:
     """A few plain (no persona) round-1 chats per skill: the base gets a start on every skill, and the
     specialists, trained on far more of their own skill, have clear room above it."""
     out = []
-    for skill in SKILLS:
+    for skill in world.skills:
         pool = [it for it in items if it["skill"] == skill]
         for item in rng.sample(pool, min(per_skill, len(pool))):
             out.append(
@@ -321,9 +471,10 @@ def general_qa_chats(items: list[dict], per_skill: int, rng: random.Random) -> l
     return out
 
 
-def format_chats(rng: random.Random, n: int) -> list[dict]:
-    """Chats that teach the debate-turn format on the echo skill: pick the choice the question names."""
-    words = sorted({w for en, ja in CATEGORIES.values() for w in en + ja} | {str(i) for i in range(25)})
+def format_chats(rng: random.Random, n: int, world: World = DEFAULT) -> list[dict]:
+    """Chats that teach the debate-turn format on the echo skill: pick the choice the question names. The
+    turns shown (own and others') are random choices at one confidence: nothing in them tells right from wrong."""
+    words = sorted({w for en, ja in world.categories.values() for w in en + ja} | {str(i) for i in range(25)})
     out = []
     for _ in range(n):
         choices = rng.sample(words, 4)
@@ -333,7 +484,7 @@ def format_chats(rng: random.Random, n: int) -> list[dict]:
         if rng.random() < 0.3:
             peers = [PeerAnswer(p, rng.choice(choices), 0.5, "") for p in ("critic", "ideator")]
             own = PeerAnswer("self", rng.choice(choices), 0.5, "echo")
-        system = rng.choice([""] + [p["system"] for p in PERSONAS.values()])
+        system = rng.choice([""] + [p["system"] for p in world.personas.values()])
         msgs = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": turn_prompt(q, choices, peers, own=own)},
             {"role": "assistant", "content": turn_json(target, 0.5, "echo")},
@@ -467,25 +618,34 @@ def generate_freetext(seed: int, rules: str, sizes: dict[str, int]) -> dict[str,
     return files
 
 
-def generate(seed: int = 0, rules: str | None = None, sizes: dict[str, int] | None = None) -> dict[str, list]:
-    """Every file of the world, as {relative path: list of JSON objects or text lines}."""
+def generate(
+    seed: int = 0, rules: str | None = None, sizes: dict[str, int] | None = None, world: World = DEFAULT
+) -> dict[str, list]:
+    """Every file of `world`, as {relative path: list of JSON objects or text lines}."""
     from evoswarm.protocol.prompts import DEBATE_RULES
 
     rules = DEBATE_RULES["ja"] if rules is None else rules
     rng = random.Random(seed)
-    keys = split_keys(rng, sizes or SPLIT_SIZES)
+    keys = split_keys(rng, sizes or world.sizes, world)
     files: dict[str, list] = {}
     for split in ("train", "dev", "test"):
         per_skill = keys[split]
-        n = len(per_skill[SKILLS[0]])
+        n = len(per_skill[world.skills[0]])
         # Interleave the skills so any prefix of a split (a `limit`) covers all three.
-        order = [per_skill[s][i] for i in range(n) for s in SKILLS]
-        files[f"tasks/{split}.jsonl"] = [make_item(rng, k, f"{split}-{i:04d}") for i, k in enumerate(order)]
-    for persona in PERSONAS:
-        files[f"personas/{persona}.jsonl"] = persona_chats(files["tasks/train.jsonl"], persona, rules, rng)
-    files["corpus/corpus.txt"] = corpus_lines(rng)
-    files["corpus/format.jsonl"] = format_chats(rng, 150) + general_qa_chats(files["tasks/train.jsonl"], 60, rng)
-    files.update(generate_freetext(seed, rules, FREETEXT_SPLIT_SIZES))
+        order = [per_skill[s][i] for i in range(n) for s in world.skills]
+        files[f"tasks/{split}.jsonl"] = [make_item(rng, k, f"{split}-{i:04d}", world) for i, k in enumerate(order)]
+    if world.disjoint_pairs:
+        splits = {f"tasks/{split}.jsonl": files[f"tasks/{split}.jsonl"] for split in ("train", "dev", "test")}
+        if shared := shared_question_answer(splits):
+            raise InputError(f"world {world.name}: {shared}")
+    for persona in world.personas:
+        files[f"personas/{persona}.jsonl"] = persona_chats(files["tasks/train.jsonl"], persona, rules, rng, world)
+    files["corpus/corpus.txt"] = corpus_lines(rng, world)
+    files["corpus/format.jsonl"] = format_chats(rng, 150, world) + general_qa_chats(
+        files["tasks/train.jsonl"], 60, rng, world
+    )
+    if world.freetext:
+        files.update(generate_freetext(seed, rules, FREETEXT_SPLIT_SIZES))
     return files
 
 
@@ -504,8 +664,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("data"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--world", choices=sorted(WORLDS), default=DEFAULT.name)
     args = ap.parse_args()
-    files = generate(args.seed)
+    files = generate(args.seed, world=WORLDS[args.world])
     write(files, args.out)
     print(f"wrote {len(files)} files under {args.out}")
 

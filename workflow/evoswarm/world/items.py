@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from evoswarm.io import read_jsonl
+from evoswarm.io import InputError, read_jsonl
 from evoswarm.protocol.scoring import FREE_TEXT, squad_normalize
 
 
@@ -45,3 +45,33 @@ def skills_without_items(personas: list[dict], path: str) -> list[str]:
     """The personas' skills that no item of the task file `path` has (the report could not score them)."""
     have = {item.get("skill") for item in read_jsonl(path)}
     return sorted({p["skill"] for p in personas if p.get("skill") and p["skill"] not in have})
+
+
+def _question_answer(item: dict) -> tuple[str, str]:
+    """An item's question and gold answer as a model memorises them: case and spacing aside."""
+    return (" ".join(item["question"].split()).lower(), " ".join(item["answer"].split()).lower())
+
+
+def shared_question_answer(splits: dict[str, list[dict]]) -> str | None:
+    """The first (question, answer) pair that two of `splits` (name -> items) both hold, as a line naming
+    both splits and items, or None. Such a held-out item is passed by memory (whatever its choices)."""
+    seen: dict[tuple[str, str], str] = {}
+    for name, items in splits.items():
+        here: dict[tuple[str, str], str] = {}
+        for it in items:
+            here.setdefault(_question_answer(it), f"{name} (id {it['id']})")
+        for pair, where in here.items():
+            if pair in seen:
+                return f"{seen[pair]} and {where} share the question {pair[0]!r} with the answer {pair[1]!r}"
+        seen = here | seen
+    return None
+
+
+def check_disjoint_splits(paths: dict[str, str]) -> None:
+    """Raise InputError (one line naming both files) when two task files (split -> path) share a
+    (question, answer) pair."""
+    shared = shared_question_answer(
+        {path: read_jsonl(path, required=["id", "question", "answer"]) for path in paths.values()}
+    )
+    if shared:
+        raise InputError(f"{shared}: held-out splits must not share a (question, answer) pair (world.disjoint_splits)")
