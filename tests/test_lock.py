@@ -33,7 +33,8 @@ def test_lock_has_the_measured_versions():
     done = uv("export", "--frozen", "--extra", "cuda", "--extra", "dev", "--no-hashes", "--no-emit-project")
     assert done.returncode == 0, done.stderr
     locked = dict(line.split(" ;")[0].split("==") for line in done.stdout.splitlines() if "==" in line)
-    pins = [ln.split("==") for ln in (REPO / "constraints.txt").read_text().splitlines() if "==" in ln]
+    lines = (REPO / "constraints.txt").read_text().splitlines()
+    pins = [ln.strip().split("==") for ln in lines if "==" in ln and not ln.lstrip().startswith("#")]
     differ = [
         f"{name} {locked.get(name, 'missing')} (constraints.txt: {version})"
         for name, version in pins
