@@ -264,7 +264,8 @@ def gen_eval_outputs(gen, arm=""):
 
 
 def gen_eval_inputs(wildcards):
-    """The base, the test split, the generation's adapters and (g >= 1, for its best agent) its fitness."""
+    """The base, the test split, the generation's adapters, its dev votes (the team's aggregators fit on
+    them) and (g >= 1, for its best agent) its fitness."""
     seed, gen, arm = (
         wildcards.seed,
         int(wildcards.get("gen", 0)),
@@ -274,6 +275,7 @@ def gen_eval_inputs(wildcards):
         "base": base_dir(),
         "tasks": config["tasks"]["test"],
         "adapters": adapters_of(seed, gen, arm),
+        "dev_votes": debate_of(seed, gen, arm)["votes"],
     }
     if gen:
         inputs["fitness"] = layout.fitness_csv(R, seed, gen, owner(arm, gen, "fitness"))

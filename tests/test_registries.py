@@ -14,6 +14,7 @@ from evoswarm.config import CHILD_RANK, SCHEMA_PATH
 REGISTRIES = [
     ("tasks.scorer", "evoswarm.protocol.scoring:SCORERS"),
     ("debate.backend", "evoswarm.backends:BACKENDS"),
+    ("debate.aggregator", "evoswarm.debate.aggregate:AGGREGATORS"),
     ("fitness.cooperation", "evoswarm.evolve.cooperation:COOPERATION"),
     ("fitness.cooperation_mode", "evoswarm.evolve.cooperation:COOPERATION_MODES"),
     ("fitness.novelty", "evoswarm.evolve.fitness:NOVELTY"),

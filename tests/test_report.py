@@ -69,6 +69,13 @@ def fake_run(root: Path, seeds=(0, 1), generations=1, budget=False, drop_skill=F
                 extra["budget"] = {"model_calls": 12 * (s + 1), "generated_tokens": 0, "scored_continuations": 24}
             if Target.parse(target).kind == "best":
                 extra["agent"] = members(cfg, Target.parse(target).generation)[-1]
+            if Target.parse(target).kind == "team":  # the router right everywhere, the weighted vote nowhere
+                extra["aggregator"] = "confidence"
+                extra["aggregators"] = {
+                    "confidence": [r["correct"] for r in per_item],
+                    "weighted": [False] * len(per_item),
+                    "router": [True] * len(per_item),
+                }
             write_json(path, result_json(per_item, "lm-eval", extra))
         for g in range(generations + 1):
             agents = members(cfg, g)
@@ -164,7 +171,8 @@ def test_same_tables_in_html_and_markdown_in_the_promised_order(tmp_path):
     title, intro, sections = report(tmp_path, budget=True)
     html, md = to_html(title, intro, sections), to_markdown(title, intro, sections)
     titles = [s.title for s in sections]
-    order = ["Verdicts", "Accuracy on the test split", "Accuracy per generation", "Dev vs test", "Lineage",
+    order = ["Verdicts", "Accuracy on the test split", "Team aggregation", "Accuracy per generation", "Dev vs test",
+             "Lineage",
              "Example debate 1", "Example debate 3", "Raw fitness parts", "Debate efficiency",
              "Stage timings"]  # fmt: skip
     positions = [next(i for i, t in enumerate(titles) if t.startswith(o)) for o in order]
@@ -189,6 +197,19 @@ def test_same_tables_in_html_and_markdown_in_the_promised_order(tmp_path):
     assert eff.rows[1][4:] == ["4 (100%)", "3 (75%)", "1.250", "1 (25%)", "0 (0%)", "1 (25%)", "31", "0.50"]
     first = next(s for s in sections if s.title.startswith("Example debate 1"))
     assert "d1" in first.title and "What is 1 + 1?" in first.note and len(first.rows) == 2 * 3
+
+
+def test_every_aggregator_of_every_generation_is_paired_against_its_best_agent(tmp_path):
+    _, _, sections = report(tmp_path)
+    agg = next(s for s in sections if s.title == "Team aggregation")
+    assert [r[:2] for r in agg.rows] == [
+        [g, a] for g in ("0", "1") for a in ("confidence (the run's)", "weighted", "router")
+    ]
+    by = {(r[0], r[1].split()[0]): r for r in agg.rows}
+    assert by[("0", "router")][2] == "1.000" and by[("0", "router")][5] == "the team beats its best member"
+    assert by[("1", "weighted")][2] == "0.000" and by[("1", "weighted")][5] == "its best member beats the team"
+    team0 = next(s for s in sections if s.title == "Accuracy on the test split")
+    assert next(r for r in team0.rows if r[0] == "team-gen0")[2] == by[("0", "confidence")][2]
 
 
 def test_job_names_are_the_documented_paths_and_the_timings_read_their_seed():

@@ -143,6 +143,11 @@ def _check(config: dict, source: str) -> None:
         raise InputError(
             f"{source}: tasks.scorer {scorer} scores free text: set debate.answer_mode: generate (loglik picks choices)"
         )
+    if config["debate"]["judge"] and config["debate"]["aggregator"] != "confidence":
+        raise InputError(
+            f"{source}: debate.aggregator {config['debate']['aggregator']}: with debate.judge the judge picks the "
+            "team's answer; set one of the two"
+        )
     _check_controls(config, source)
     # Generation 1's parents' ranks sum to at most parents × the largest persona rank; crossover.child_rank
     # checks each child's own parents at breed time.
@@ -395,5 +400,7 @@ def stage_config(config: dict, stage: str, seed: int | None = None) -> dict:
     the first of `seeds`, which also builds the shared base)."""
     picked = {k: config[k] for k in STAGE_KEYS[stage]}
     if "debate" in picked:  # how the debate is split into jobs changes no result: no stage reruns for it
-        picked["debate"] = {k: v for k, v in picked["debate"].items() if k != "shards"}
+        # nor does the aggregator change a debate's turns: its votes record the confidence vote (fitted after)
+        unread = {"shards", "aggregator"} if stage in ("debate", "debate_train") else {"shards"}
+        picked["debate"] = {k: v for k, v in picked["debate"].items() if k not in unread}
     return {"seed": config["seeds"][0] if seed is None else seed, **picked}

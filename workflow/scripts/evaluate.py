@@ -6,10 +6,11 @@ result, picked by the fitness of the run that asks) are jobs of their own. What 
 the job computes it: evoswarm.evaluate.job; target names: evoswarm.targets.
 
 By hand (the targets of a generation, or --targets any of them):
-  python workflow/scripts/evaluate.py --config config.yaml --gen 0 \
-      --adapters results/seed0/gen0/adapters/* --out-dir results/seed0/eval
+  python workflow/scripts/evaluate.py --config config.yaml --gen 0 --adapters results/seed0/gen0/adapters/* \
+      --dev-votes results/seed0/gen0/debate/votes.jsonl --out-dir results/seed0/eval
   python workflow/scripts/evaluate.py --config config.yaml --gen 1 --adapters results/seed0/gen1/adapters/* \
-      --fitness results/seed0/gen1/fitness.csv --out-dir results/seed0/eval
+      --fitness results/seed0/gen1/fitness.csv --dev-votes results/seed0/gen1/debate/votes.jsonl \
+      --out-dir results/seed0/eval
   python workflow/scripts/evaluate.py --config config.yaml --targets base --out-dir results/eval
   python workflow/scripts/evaluate.py --config config.yaml --targets gen0-best \
       --fitness results/seed0/gen0/fitness.csv --agent-evals results/seed0/eval/gen0-*.json --out-dir results/seed0/eval
@@ -54,6 +55,9 @@ if __name__ == "__main__":
             "input.agent_evals", "--agent-evals", nargs="*", default=[], help="gen0-<agent>.json (gen0-best, oracle)"
         ),
         skills=stage.Arg("params.skills", hand=lambda run: gen0_skills(run.config)),
+        dev_votes=stage.Arg(
+            "input.dev_votes", "--dev-votes", help="the generation's dev votes.jsonl (the aggregators fit on it)"
+        ),
         flags={
             "--gen": dict(type=int, default=None, help="evaluate this generation's targets"),
             "--targets": dict(nargs="*", default=None, help="these targets instead (e.g. base, gen0-best)"),

@@ -1,8 +1,9 @@
 """The debate protocol (Du et al. 2023 style) over any backend.
 
 Round 1: every agent answers alone (its solo accuracy). Round r > 1: every agent sees its own and
-the others' previous answers and summaries and may revise. The team answer is the confidence-weighted
-vote of the final round (ties broken by `scoring.seeded_hash`), or an optional judge's pick. Who is
+the others' previous answers and summaries and may revise. The team answer is the final round's vote
+by the run's aggregator (debate.aggregate; the confidence-weighted vote unless given one fitted on dev;
+ties broken by `scoring.seeded_hash`), or an optional judge's pick. Who is
 listed first (to an agent or to the judge) is a seeded shuffle per question, so the debate's outcome
 does not depend on the order of the agents in the config. All agents' prompts of a round go to the
 backend in one call, so the `hf` backend runs them as mixed-adapter batches.
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 from evoswarm.backends import Backend, GenRequest, ScoreRequest
 from evoswarm.debate.agents import Agent
+from evoswarm.debate.aggregate import Aggregator
 from evoswarm.io import InputError
 from evoswarm.progress import Progress
 from evoswarm.protocol.chat import chat
@@ -221,9 +223,11 @@ def run_debate(
     judge: Agent | None = None,
     final_summaries: bool = True,
     log: Callable[[str], None] | None = None,
+    aggregator: Aggregator | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Run the debate; returns (transcript rows, vote rows) in the formats of docs/design.md, "File contracts".
 
+    `aggregator`: how the final (and round-1) answers become the team's; None: the confidence vote.
     `final_summaries=False`: in loglik mode the last round's turns get no generated summary (empty;
     `raw` holds the turn's JSON without it), for a caller that reads neither the last round's summaries
     nor its raw text (a judge, which reads them, always gets them). `log`: a progress line per round."""
@@ -254,7 +258,7 @@ def run_debate(
         by_question.setdefault(t["question_id"], []).append(t)
     votes = []
     for it in items:
-        row = vote_row(it, names, last, by_question[it["id"]], s)
+        row = vote_row(it, names, last, by_question[it["id"]], s, aggregator)
         if judge:
             add_judge(row, judged[it["id"]], it, s)
         votes.append(row)
@@ -288,18 +292,24 @@ def transcript_row(item: dict, agent: Agent, msgs: list[dict], turn: dict, rnd: 
 
 
 def vote_row(
-    item: dict, names: list[str], last: dict[tuple[str, str], dict], turns: list[dict], s: DebateSettings
+    item: dict,
+    names: list[str],
+    last: dict[tuple[str, str], dict],
+    turns: list[dict],
+    s: DebateSettings,
+    aggregator: Aggregator | None = None,
 ) -> dict:
-    """One line of votes.jsonl without a judge: the agents' final turns (`last`), their confidence-weighted
-    vote, and the question's efficiency fields from its transcript rows `turns` (every round)."""
+    """One line of votes.jsonl without a judge: the agents' final turns (`last`), the aggregator's vote over
+    them, and the question's efficiency fields from its transcript rows `turns` (every round)."""
     score = SCORERS[s.scorer]
     finals = {
         n: {"answer": last[(item["id"], n)]["answer"], "confidence": last[(item["id"], n)]["confidence"]} for n in names
     }
     key = vote_key(s.scorer)  # free-text answers equal under the scorer's normalisation count as one
-    team, scores = weighted_vote([(f["answer"], f["confidence"]) for f in finals.values()], s.seed, item["id"], key)
-    round1_turns = [(t["answer"], t["confidence"]) for t in turns if t["round"] == 1]
-    round1, _ = weighted_vote(round1_turns, s.seed, item["id"], key)
+    aggregator = aggregator or Aggregator()
+    team, scores = aggregator.vote(finals, item, s.seed, s.scorer)
+    round1_turns = {t["agent"]: t for t in turns if t["round"] == 1}
+    round1, _ = aggregator.vote(round1_turns, item, s.seed, s.scorer)
     return {
         "question_id": item["id"],
         "skill": item.get("skill", ""),

@@ -2,8 +2,10 @@
 that loads each model once, a result JSON per target (lm-eval's shape, with its budget) or a failure
 record for the one that failed, and a progress line per target and per batch of model calls with an ETA.
 
-  team-gen<g>   the generation's adapters, full debate (judge as configured);
-  team-vote     team-gen0's debate stopped after round 1: the confidence-weighted vote of the round-1
+  team-gen<g>   the generation's adapters, full debate (judge as configured), the team's answer by
+                `debate.aggregator` fitted on the generation's dev debate (`dev_votes`), every
+                aggregator's per-item scores recorded beside it;
+  team-vote     team-gen0's debate stopped after round 1: the aggregator's vote of the round-1
                 turns with the debate's seeded tie-break, or, with a judge, the judge over them; its
                 budget is round 1's (and that judge's), what a one-round debate costs;
   prompt-vote   the base under each gen-0 persona's system prompt, no adapter, one round;
@@ -25,11 +27,12 @@ from pathlib import Path
 
 from evoswarm.backends import check_reply_fits, make_backend
 from evoswarm.config import derive_seed
+from evoswarm.debate.aggregate import AGGREGATORS, Aggregator
 from evoswarm.evaluate.harness import CountingBackend, accuracy, load_lm_eval_model, n_items
 from evoswarm.evaluate.single import copied_best, lineage_system, oracle, single
 from evoswarm.evaluate.teams import counting_backend, first_round_vote, self_consistency, team_agents, team_debate
 from evoswarm.evolve.selection import best_adapter
-from evoswarm.io import InputError, write_json
+from evoswarm.io import InputError, read_jsonl, write_json
 from evoswarm.layout import eval_failure
 from evoswarm.model.base import read_manifest
 from evoswarm.progress import TargetsProgress
@@ -61,10 +64,12 @@ class Job:
     systems: dict[str, str]
     agent_evals: list[str]
     skills: dict[str, str]  # generation 0's slot -> skill (the oracle's router)
+    dev_votes: str | None  # the generation's dev debate's votes.jsonl: what the aggregators fit on
     progress: TargetsProgress
     subjects: dict[Target, tuple[str | None, str | None]] = field(default_factory=dict)  # lm_eval_subject
     backend: object = None
-    debates: dict[Target, tuple] = field(default_factory=dict)  # team-gen<g> -> (backend, agents, seed, transcripts)
+    # team-gen<g> -> (backend, agents, seed, transcripts, the aggregator of its team answer)
+    debates: dict[Target, tuple] = field(default_factory=dict)
     lm: object = None
 
     def counting_backend(self) -> CountingBackend:
@@ -100,18 +105,33 @@ def lm_eval_subject(job: Job, target: Target) -> tuple[str | None, str | None]:
     return None, None
 
 
+def fitted_aggregators(job: Job, target: Target) -> dict[str, Aggregator] | None:
+    """Every aggregator fitted on the generation's dev debate (job.dev_votes); None without dev votes
+    (by hand), where the configured aggregator needs no fit (the confidence vote)."""
+    chosen = job.config["debate"]["aggregator"]
+    if not job.dev_votes:
+        if chosen == "confidence":
+            return None
+        raise InputError(f"target {target}: debate.aggregator {chosen} fits on the dev votes (--dev-votes)")
+    votes = read_jsonl(job.dev_votes, required=["question_id", "finals", "gold"])
+    return {name: Aggregator.fit(name, votes, job.config["tasks"]["scorer"]) for name in AGGREGATORS}
+
+
 def _debate(job: Job, target: Target) -> dict:
     backend = job.counting_backend()
     agents = team_agents(backend, target, job.base, job.adapters)
     seed = target_seed(job.config, target)
-    res, transcripts = team_debate(job.config, target, backend, agents, job.items, seed, job.config["debate"]["rounds"])
-    job.debates[target] = (backend, agents, seed, transcripts)
+    aggregators = fitted_aggregators(job, target)
+    rounds = job.config["debate"]["rounds"]
+    res, transcripts = team_debate(job.config, target, backend, agents, job.items, seed, rounds, aggregators)
+    chosen = aggregators[job.config["debate"]["aggregator"]] if aggregators else None
+    job.debates[target] = (backend, agents, seed, transcripts, chosen)
     return res
 
 
 def _first_round_vote(job: Job, target: Target) -> dict:
-    backend, agents, seed, transcripts = job.debates[team(0)]
-    return first_round_vote(job.config, target, backend, agents, job.items, transcripts, seed, team(0))
+    backend, agents, seed, transcripts, aggregator = job.debates[team(0)]
+    return first_round_vote(job.config, target, backend, agents, job.items, transcripts, seed, team(0), aggregator)
 
 
 def _prompt_vote(job: Job, target: Target) -> dict:
@@ -245,6 +265,7 @@ def evaluate(
     systems: dict[str, str] | None = None,
     agent_evals: list[str] | None = None,
     skills: dict[str, str] | None = None,
+    dev_votes: str | None = None,
 ) -> None:
     """Evaluate every target of `outs` (target name -> result JSON path). A target that fails leaves
     `<target>.failed.json` (layout.eval_failure) saying why and fails the job (Snakemake then reruns the
@@ -264,6 +285,7 @@ def evaluate(
         systems or {},
         agent_evals or [],
         skills or {},
+        dev_votes,
         progress,
     )
     results = evaluations(job, targets)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from evoswarm.backends import make_backend
 from evoswarm.config import derive_seed
+from evoswarm.debate.aggregate import Aggregator
 from evoswarm.evaluate.harness import CountingBackend, budget, result_json, sample_answer, seeded_majority
 from evoswarm.io import InputError
 from evoswarm.model.base import load_tokenizer
@@ -74,19 +75,40 @@ def team_debate(
     items: list[dict],
     seed: int,
     rounds: int,
+    aggregators: dict[str, Aggregator] | None = None,
 ) -> tuple[dict, list[dict]]:
     """A team through the debate evaluator; the judge takes part as in the debate stage.
-    Returns (result, transcripts)."""
+    `aggregators`: every AGGREGATORS entry fitted on the generation's dev debate (None: the confidence vote,
+    as for prompt-vote, whose agents never debated on dev); `debate.aggregator`'s answer is the team's, each
+    one's per-item scores are recorded beside it (evoswarm.aggregators) with what the fit learned
+    (evoswarm.dev_accuracy). Returns (result, transcripts)."""
     from evoswarm.debate.loop import judge_agent, run_debate
 
     s = debate_settings(config, seed, rounds)
     judge = judge_agent(config["debate"])
+    chosen = config["debate"]["aggregator"] if aggregators else "confidence"
+    aggregator = (aggregators or {}).get(chosen)
     # The last round's summaries are read by no one here (a judge still gets them): not generated.
-    transcripts, votes = run_debate(backend, agents, items, s, judge=judge, final_summaries=False)
+    transcripts, votes = run_debate(
+        backend, agents, items, s, judge=judge, final_summaries=False, aggregator=aggregator
+    )
     skills = {it["id"]: it.get("skill", "") for it in items}
     per_item = [{"id": v["question_id"], "skill": skills[v["question_id"]], "correct": v["correct"]} for v in votes]
     turns = len(transcripts) + (len(items) if judge else 0)  # one model call per agent turn and judge turn
-    return team_result(target, agents, items, per_item, transcripts, s, judge, backend.budget(turns)), transcripts
+    extra = {"aggregator": chosen}
+    if aggregators:
+        extra["aggregators"] = {name: aggregated_scores(a, votes, s) for name, a in aggregators.items()}
+        extra["dev_accuracy"] = next(iter(aggregators.values())).weights_table()
+    result = team_result(target, agents, items, per_item, transcripts, s, judge, backend.budget(turns), extra)
+    return result, transcripts
+
+
+def aggregated_scores(aggregator: Aggregator, votes: list[dict], s: DebateSettings) -> list[float]:
+    """Per vote row (in order), the score of the aggregator's answer over the recorded final answers."""
+    from evoswarm.protocol.scoring import SCORERS
+
+    score = SCORERS[s.scorer]
+    return [score(aggregator.vote(v["finals"], v, s.seed, s.scorer)[0], v["gold"], v.get("choices")) for v in votes]
 
 
 def first_round_vote(
@@ -98,15 +120,16 @@ def first_round_vote(
     transcripts: list[dict],
     debate_seed: int,
     debated: Target,
+    aggregator: Aggregator | None = None,
 ) -> dict:
     """The team's answer had the debate (`transcripts`, seed `debate_seed`, run on `backend` from zero)
-    stopped after round 1: the weighted vote of the round-1 turns with the debate's tie-break, or the
-    judge's pick over them (asked now, with the debate's judge seed). Budget: round 1's model calls,
-    tokens and continuations (CountingBackend.spent_on its prompts), plus this judge's: what a one-round
-    debate costs."""
+    stopped after round 1: the aggregator's vote (None: the confidence vote) of the round-1 turns with the
+    debate's tie-break, or the judge's pick over them (asked now, with the debate's judge seed). Budget:
+    round 1's model calls, tokens and continuations (CountingBackend.spent_on its prompts), plus this
+    judge's: what a one-round debate costs."""
     from evoswarm.debate.loop import judge_agent, judge_answers
     from evoswarm.protocol.prompts import PeerAnswer
-    from evoswarm.protocol.scoring import SCORERS, vote_key, weighted_vote
+    from evoswarm.protocol.scoring import SCORERS
 
     s = debate_settings(config, debate_seed, rounds=1)
     judge = judge_agent(config["debate"])
@@ -123,8 +146,12 @@ def first_round_vote(
         generated += backend.generated_tokens - before[0]
         scored += backend.scored_continuations - before[1]
     else:
+        aggregator = aggregator or Aggregator()
+        by_id = {it["id"]: it for it in items}
         picks = {
-            q: weighted_vote([(a.answer, a.confidence) for a in by.values()], s.seed, q, vote_key(s.scorer))[0]
+            q: aggregator.vote(
+                {n: {"answer": a.answer, "confidence": a.confidence} for n, a in by.items()}, by_id[q], s.seed, s.scorer
+            )[0]
             for q, by in turns.items()
         }
     score = SCORERS[s.scorer]

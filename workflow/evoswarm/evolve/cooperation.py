@@ -2,7 +2,8 @@
 
 v(S) = team accuracy of coalition S (v(empty) = 0), chosen by `fitness.cooperation_mode`: re-voting the
 recorded final answers (with a judge, re-judging them), or re-running the debate with S alone
-(COOPERATION_MODES); leave-one-out and exact Shapley values are computed over it (COOPERATION)."""
+(COOPERATION_MODES); leave-one-out and exact Shapley values are computed over it (COOPERATION). The vote
+is `debate.aggregator`'s, fitted on the same dev debate (in-sample: fitness is all dev)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from pathlib import Path
 
 from evoswarm.backends import Backend, check_reply_fits, make_backend
 from evoswarm.debate.agents import Agent, load_agents
+from evoswarm.debate.aggregate import Aggregator
 from evoswarm.debate.loop import DebateSettings, judge_agent, judge_answers, run_debate
 from evoswarm.io import InputError, read_jsonl
 from evoswarm.protocol.prompts import PeerAnswer
-from evoswarm.protocol.scoring import SCORERS, vote_key, weighted_vote
+from evoswarm.protocol.scoring import SCORERS
 from evoswarm.world.items import load_items
 
 
@@ -51,6 +53,11 @@ class Debate:
         return [Path(a).name for a in self.adapters]
 
     @cached_property
+    def aggregator(self) -> Aggregator:
+        """`debate.aggregator` fitted on this debate's votes."""
+        return Aggregator.fit(self.config["debate"]["aggregator"], self.votes, self.settings.scorer)
+
+    @cached_property
     def backend(self) -> Backend:
         """The debate's backend, loaded on first use (re-voting needs none)."""
         backend = make_backend(self.config["debate"]["backend"], self.base, self.config)
@@ -58,18 +65,18 @@ class Debate:
         return backend
 
 
-def revote(votes: list[dict], subset: list[str], scorer: str, seed: int) -> float:
+def revote(votes: list[dict], subset: list[str], scorer: str, seed: int, aggregator: Aggregator | None = None) -> float:
     """Team accuracy (mean score) of a subset of agents by re-voting their recorded final answers (0 if empty).
 
-    `seed` is the debate's (DebateSettings.seed): with the full team this gives back the debate's
-    own team answers, ties included."""
+    `seed` is the debate's (DebateSettings.seed): with the full team and the debate's aggregator (None: the
+    confidence vote) this gives back the debate's own team answers, ties included."""
     if not subset or not votes:
         return 0.0
+    aggregator = aggregator or Aggregator()
     score = SCORERS[scorer]
     correct = 0
     for v in votes:
-        finals = [(v["finals"][a]["answer"], v["finals"][a]["confidence"]) for a in subset]
-        team, _ = weighted_vote(finals, seed, v["question_id"], vote_key(scorer))
+        team, _ = aggregator.vote({a: v["finals"][a] for a in subset}, v, seed, scorer)
         correct += score(team, v["gold"], v.get("choices"))
     return correct / len(votes)
 
@@ -155,11 +162,19 @@ def shapley(
     return phi
 
 
-def rerun_value(backend: Backend, agents: dict[str, Agent], items: list[dict], s: DebateSettings, judge) -> ValueFn:
+def rerun_value(
+    backend: Backend,
+    agents: dict[str, Agent],
+    items: list[dict],
+    s: DebateSettings,
+    judge,
+    aggregator: Aggregator | None = None,
+) -> ValueFn:
     """v(S) by re-running the whole debate with only the agents in S (counterfactual, costly)."""
 
     def value(coalition):
-        _, votes = run_debate(backend, [agents[a] for a in coalition], items, s, judge=judge, final_summaries=False)
+        members = [agents[a] for a in coalition]
+        _, votes = run_debate(backend, members, items, s, judge=judge, final_summaries=False, aggregator=aggregator)
         acc = sum(v["correct"] for v in votes) / len(votes)
         print(f"  rerun without others: {coalition} -> {acc:.3f}", flush=True)
         return acc
@@ -170,7 +185,7 @@ def rerun_value(backend: Backend, agents: dict[str, Agent], items: list[dict], s
 def _revote(d: Debate) -> ValueFn:
     """Re-vote the recorded final answers; with a judge, re-judge the final turns of S."""
     if d.judge is None:
-        return lambda s: revote(d.votes, list(s), d.settings.scorer, d.settings.seed)
+        return lambda s: revote(d.votes, list(s), d.settings.scorer, d.settings.seed, d.aggregator)
     by_id = {it["id"]: it for it in load_items(d.tasks, scorer=d.settings.scorer, answer_mode=d.settings.answer_mode)}
     missing = [r["question_id"] for r in d.votes if r["question_id"] not in by_id]
     if missing:
@@ -183,7 +198,7 @@ def _revote(d: Debate) -> ValueFn:
 def _rerun(d: Debate) -> ValueFn:
     loaded = {ag.name: ag for ag in load_agents(d.backend, d.base, d.adapters)}
     items = load_items(d.tasks, d.config["debate"]["max_questions"], d.settings.scorer, d.settings.answer_mode)
-    return rerun_value(d.backend, loaded, items, d.settings, d.judge)
+    return rerun_value(d.backend, loaded, items, d.settings, d.judge, d.aggregator)
 
 
 # `fitness.cooperation_mode` -> the value function v(S) of a debate's coalitions.

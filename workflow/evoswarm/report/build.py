@@ -288,6 +288,59 @@ def controls_section(config: dict, est: dict[str, Estimate], evals: dict[str, di
     )
 
 
+def aggregated(evals: dict[str, dict[int, dict]], paths: dict[int, dict[str, str]], t: str) -> dict[str, Scored]:
+    """A team target's per-item scores under each aggregator its result records (evaluate.teams.team_debate:
+    `evoswarm.aggregators`, aligned with `per_item`); {} where a seed's result records none or failed."""
+    by_seed = evals.get(t, {})
+    if not by_seed or any(e.get("failed") or "aggregators" not in e["evoswarm"] for e in by_seed.values()):
+        return {}
+    names = list(next(iter(by_seed.values()))["evoswarm"]["aggregators"])
+    out = {}
+    for name in names:
+        rows = {
+            s: [{**r, "correct": c} for r, c in zip(e["evoswarm"]["per_item"], e["evoswarm"]["aggregators"][name])]
+            for s, e in by_seed.items()
+        }
+        out[name] = scored_from_per_item(f"{t} [{name}]", rows, {s: paths[s][t] for s in by_seed})
+    return out
+
+
+def aggregation_section(
+    config: dict, evals: dict[str, dict[int, dict]], paths: dict[int, dict[str, str]], iters: int, seed: int
+) -> Section | None:
+    """Every aggregator's team of each generation on test (each fitted on that generation's dev debate),
+    paired against the generation's best agent alone (its best member by dev fitness)."""
+    rows = []
+    for g in range(config["generations"] + 1):
+        t, member = str(team(g)), str(best(g))
+        teams = aggregated(evals, paths, t)
+        alone = evals.get(member)
+        if not teams or not alone or any(e.get("failed") for e in alone.values()):
+            continue
+        solo = scored_from_per_item(
+            member, {s: e["evoswarm"]["per_item"] for s, e in alone.items()}, {s: paths[s][member] for s in alone}
+        )
+        for name, sc in teams.items():
+            e = accuracy(sc, iters, derive_seed(seed, "report", sc.target))
+            d = paired_difference(sc, solo, iters, derive_seed(seed, "report", f"{sc.target} vs {member}"))
+            line = verdict("", d, "the team beats its best member", "its best member beats the team")
+            runs = {e["evoswarm"].get("aggregator") for e in evals[t].values()}
+            chosen = " (the run's)" if runs == {name} else ""
+            diff = f"{d.mean:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}]"
+            rows.append([str(g), name + chosen, _fmt(e.mean), _ci(e), diff, line.rsplit("], ", 1)[1]])
+    if not rows:
+        return None
+    return Section(
+        "Team aggregation",
+        note="Each generation's test debate, its final answers aggregated every way (debate.aggregate), each fitted on "
+        "that generation's dev debate only: the confidence vote, a weighted vote with per-agent x per-skill weights, "
+        "a router by skill. The run's aggregator is the team-gen<g> row above. Paired against the generation's best "
+        "agent alone (lm-eval), same seeds and items, 95% interval as in the verdicts.",
+        head=["gen", "aggregator", "accuracy", "95% CI", "team - best agent [95% CI]", "meaning"],
+        rows=rows,
+    )
+
+
 def forest_plot(found: list[Verdict]) -> str:
     """Every paired comparison's difference with its 95% interval, zero marked, in the verdicts' order."""
     rows = [v for v in found if v.diff is not None]
@@ -755,6 +808,7 @@ def build(config: dict, files: dict, benchmarks: str) -> tuple[str, str, list[Se
         ),
         controls_section(config, est, evals),
         accuracy_section(evals, scored, est, metric_name(config["tasks"]["scorer"])),
+        *filter(None, [aggregation_section(config, evals, files["evals"], iters, seed)]),
         Section(
             "Accuracy per generation",
             note="Test accuracy of each generation's best agent (the one selection ranks first on dev), the "
