@@ -51,7 +51,7 @@ def test_weights_are_zero_at_or_below_chance_and_positive_above():
     record = dev_record(DEV, "choice")
     assert record["expert"]["arithmetic"] == (10.0, 10) and record["loud"]["arithmetic"] == (0.0, 10)
     weighted = Aggregator.fit("weighted", DEV, "choice")
-    weights = AGGREGATORS["weighted"](weighted.record, TEST["finals"], "arithmetic", 4, 0)
+    weights = AGGREGATORS["weighted"](weighted, TEST["finals"], "arithmetic", 4, 0)
     assert weights["expert"] > 0 and weights["loud"] == weights["echo"] == 0.0
     # (K - 1) p / (1 - p) = 1 exactly at chance: weight 0; with p = 11/12 on 4 choices log(33)
     assert weights["expert"] == pytest.approx(math.log(33))
@@ -133,7 +133,11 @@ def test_the_team_target_answers_by_the_configured_aggregator_and_records_every_
             "gold": it["answer"],
             "choices": it["choices"],
             "finals": {
-                "critic": {"answer": it["answer"], "confidence": 0.1},
+                "critic": {
+                    "answer": it["answer"],
+                    "confidence": 0.1,
+                    "choice_logprobs": [2.0 if c == it["answer"] else 0.0 for c in it["choices"]],
+                },
                 "ideator": {"answer": next(c for c in it["choices"] if c != it["answer"]), "confidence": 0.9},
             },
         }
@@ -155,6 +159,10 @@ def test_the_team_target_answers_by_the_configured_aggregator_and_records_every_
     assert all(ev["dev_accuracy"]["critic"][s] > 0.9 for s in ev["dev_accuracy"]["critic"])
     assert all(ev["dev_accuracy"]["ideator"][s] < 0.1 for s in ev["dev_accuracy"]["ideator"])
     assert len(ev["aggregators"]["confidence"]) == len(items)
+    # calibration: fitted where dev recorded log-likelihoods (the critic's), measured on the test debate's
+    assert list(ev["calibration"]) == ["critic"] and ev["calibration"]["critic"]["dev_turns"] == len(dev)
+    assert ev["calibration"]["critic"]["test_turns"] == len(items)
+    assert ev["calibration"]["critic"]["temperature"] < 1  # always right on dev: sharper than recorded
 
 
 def test_a_fitted_aggregator_without_dev_votes_is_refused(tiny_base, tiny_adapters, smoke_config, tmp_path):

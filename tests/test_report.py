@@ -71,6 +71,11 @@ def fake_run(root: Path, seeds=(0, 1), generations=1, budget=False, drop_skill=F
                 extra["agent"] = members(cfg, Target.parse(target).generation)[-1]
             if Target.parse(target).kind == "team":  # the router right everywhere, the weighted vote nowhere
                 extra["aggregator"] = "confidence"
+                extra["calibration"] = {
+                    a: {"temperature": 2.0, "dev_turns": 4, "dev_ece": 0.3, "dev_ece_scaled": 0.1,
+                        "test_turns": 12, "test_ece": 0.25, "test_ece_scaled": 0.15}
+                    for a in members(cfg, Target.parse(target).generation)
+                }  # fmt: skip
                 extra["aggregators"] = {
                     "confidence": [r["correct"] for r in per_item],
                     "weighted": [False] * len(per_item),
@@ -210,6 +215,14 @@ def test_every_aggregator_of_every_generation_is_paired_against_its_best_agent(t
     assert by[("1", "weighted")][2] == "0.000" and by[("1", "weighted")][5] == "its best member beats the team"
     team0 = next(s for s in sections if s.title == "Accuracy on the test split")
     assert next(r for r in team0.rows if r[0] == "team-gen0")[2] == by[("0", "confidence")][2]
+
+
+def test_calibration_shows_each_generation_0_agent_before_and_after_on_dev_and_test(tmp_path):
+    cfg, files = fake_run(tmp_path)
+    sections = build(cfg, files, str(tmp_path / BENCHMARKS))[2]
+    cal = next(s for s in sections if s.title.startswith("Calibration"))
+    assert [r[:2] for r in cal.rows] == [[str(s), a] for s in (0, 1) for a in sorted(members(cfg, 0))]
+    assert cal.rows[0][2:] == ["2.000", "0.300", "0.100", "0.250", "0.150", "4 / 12"]
 
 
 def test_job_names_are_the_documented_paths_and_the_timings_read_their_seed():

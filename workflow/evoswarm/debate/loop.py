@@ -288,6 +288,7 @@ def transcript_row(item: dict, agent: Agent, msgs: list[dict], turn: dict, rnd: 
         "parsed": turn["parsed"],
         "correct": SCORERS[s.scorer](turn["answer"], item["answer"], item.get("choices")),
         "generated_tokens": turn["generated_tokens"],
+        **({"choice_logprobs": turn["choice_logprobs"]} if "choice_logprobs" in turn else {}),
     }
 
 
@@ -302,9 +303,7 @@ def vote_row(
     """One line of votes.jsonl without a judge: the agents' final turns (`last`), the aggregator's vote over
     them, and the question's efficiency fields from its transcript rows `turns` (every round)."""
     score = SCORERS[s.scorer]
-    finals = {
-        n: {"answer": last[(item["id"], n)]["answer"], "confidence": last[(item["id"], n)]["confidence"]} for n in names
-    }
+    finals = {n: final_answer(last[(item["id"], n)]) for n in names}
     key = vote_key(s.scorer)  # free-text answers equal under the scorer's normalisation count as one
     aggregator = aggregator or Aggregator()
     team, scores = aggregator.vote(finals, item, s.seed, s.scorer)
@@ -325,6 +324,13 @@ def vote_row(
         "round1_correct": score(round1, item["answer"], item.get("choices")),
         "generated_tokens": sum(t["generated_tokens"] for t in turns),
     }
+
+
+def final_answer(turn: dict) -> dict:
+    """What a vote row keeps of an agent's final turn: its answer and confidence, and in loglik mode the
+    choices' log-likelihoods (calibration rescales them)."""
+    keep = ("answer", "confidence", "choice_logprobs")
+    return {k: turn[k] for k in keep if k in turn}
 
 
 def add_judge(row: dict, pick: dict, item: dict, s: DebateSettings) -> None:

@@ -81,7 +81,8 @@ def team_debate(
     `aggregators`: every AGGREGATORS entry fitted on the generation's dev debate (None: the confidence vote,
     as for prompt-vote, whose agents never debated on dev); `debate.aggregator`'s answer is the team's, each
     one's per-item scores are recorded beside it (evoswarm.aggregators) with what the fit learned
-    (evoswarm.dev_accuracy). Returns (result, transcripts)."""
+    (evoswarm.dev_accuracy), with each agent's calibration on dev and test (evoswarm.calibration). Returns
+    (result, transcripts)."""
     from evoswarm.debate.loop import judge_agent, run_debate
 
     s = debate_settings(config, seed, rounds)
@@ -98,9 +99,23 @@ def team_debate(
     extra = {"aggregator": chosen}
     if aggregators:
         extra["aggregators"] = {name: aggregated_scores(a, votes, s) for name, a in aggregators.items()}
-        extra["dev_accuracy"] = next(iter(aggregators.values())).weights_table()
+        fitted = next(iter(aggregators.values()))  # every entry holds the same fit
+        extra["dev_accuracy"] = fitted.weights_table()
+        extra["calibration"] = calibration_table(fitted, votes)
     result = team_result(target, agents, items, per_item, transcripts, s, judge, backend.budget(turns), extra)
     return result, transcripts
+
+
+def calibration_table(fitted: Aggregator, votes: list[dict]) -> dict[str, dict]:
+    """Per agent: its dev temperature and ECE before/after (the fit's), and the same on these test votes."""
+    from evoswarm.debate.calibration import calibration_errors, gold_turns
+
+    out = {}
+    for agent, dev in fitted.calibration.items():
+        logprobs, gold = gold_turns(votes, agent)
+        before, after = calibration_errors(logprobs, gold, dev["temperature"])
+        out[agent] = {**dev, "test_turns": len(gold), "test_ece": before, "test_ece_scaled": after}
+    return out
 
 
 def aggregated_scores(aggregator: Aggregator, votes: list[dict], s: DebateSettings) -> list[float]:

@@ -341,6 +341,35 @@ def aggregation_section(
     )
 
 
+def calibration_section(evals: dict[str, dict[int, dict]]) -> Section | None:
+    """Each generation-0 agent's confidence calibration (team-gen0's record, evaluate.teams.calibration_table):
+    the temperature fitted on dev, the expected calibration error on dev and test before and after it."""
+    by_seed = evals.get(str(team(0)), {})
+    rows = [
+        [
+            str(s),
+            agent,
+            f"{c['temperature']:.3f}",
+            *(f"{c[k]:.3f}" for k in ("dev_ece", "dev_ece_scaled", "test_ece", "test_ece_scaled")),
+            f"{c['dev_turns']} / {c['test_turns']}",
+        ]
+        for s, e in sorted(by_seed.items())
+        if not e.get("failed")
+        for agent, c in sorted((e["evoswarm"].get("calibration") or {}).items())
+    ]
+    if not rows:
+        return None
+    return Section(
+        "Calibration of the generation-0 agents",
+        note="Confidence = the softmax over the choices of each agent's final answer. Temperature scaling "
+        "(debate.calibration) is fitted per agent on the dev debate; ECE = expected calibration error over 10 "
+        "equal-width bins (0 is calibrated). Test is read only to show the result; the `calibrated` aggregator "
+        "votes with the scaled confidences.",
+        head=["seed", "agent", "temperature", "dev ECE", "dev ECE scaled", "test ECE", "test ECE scaled", "turns"],
+        rows=rows,
+    )
+
+
 def forest_plot(found: list[Verdict]) -> str:
     """Every paired comparison's difference with its 95% interval, zero marked, in the verdicts' order."""
     rows = [v for v in found if v.diff is not None]
@@ -808,7 +837,7 @@ def build(config: dict, files: dict, benchmarks: str) -> tuple[str, str, list[Se
         ),
         controls_section(config, est, evals),
         accuracy_section(evals, scored, est, metric_name(config["tasks"]["scorer"])),
-        *filter(None, [aggregation_section(config, evals, files["evals"], iters, seed)]),
+        *filter(None, [aggregation_section(config, evals, files["evals"], iters, seed), calibration_section(evals)]),
         Section(
             "Accuracy per generation",
             note="Test accuracy of each generation's best agent (the one selection ranks first on dev), the "
