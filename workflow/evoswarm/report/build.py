@@ -334,8 +334,9 @@ def aggregation_section(
         "Team aggregation",
         note="Each generation's test debate, its final answers aggregated every way (debate.aggregate), each fitted on "
         "that generation's dev debate only: the confidence vote, a weighted vote with per-agent x per-skill weights, "
-        "a router by skill. The run's aggregator is the team-gen<g> row above. Paired against the generation's best "
-        "agent alone (lm-eval), same seeds and items, 95% interval as in the verdicts.",
+        "a router by skill, the vote of temperature-scaled confidences. The run's aggregator is the team-gen<g> row "
+        "above. Paired against the generation's best agent alone (lm-eval), same seeds and items, 95% interval as in "
+        "the verdicts.",
         head=["gen", "aggregator", "accuracy", "95% CI", "team - best agent [95% CI]", "meaning"],
         rows=rows,
     )
