@@ -1,0 +1,152 @@
+"""Nothing wrong gets through, part two: an adapter_config.json changed after its adapter was written and
+a config field of the wrong kind."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from evoswarm.io import InputError
+from evoswarm.model.adapters import (
+    CONFIG,
+    LINEAGE,
+    WEIGHTS,
+    base_identity,
+    config_sha256,
+    read_adapter,
+    read_lineage,
+    verify_adapter,
+    write_adapter,
+    write_lineage,
+)
+from evoswarm.model.base import read_manifest
+from test_breed import make_adapter
+
+# --- adapter_config.json is part of what lineage.json vouches for -----------------------------------
+
+
+@pytest.fixture
+def adapter(tmp_path, tiny_base):
+    """A small adapter on tiny_base, written as the stages write one."""
+    return make_adapter(tmp_path / "gen0/adapters/critic", base_identity(read_manifest(tiny_base)))
+
+
+def edit_config(folder: Path, **fields) -> None:
+    config = json.loads((folder / CONFIG).read_text())
+    (folder / CONFIG).write_text(json.dumps({**config, **fields}))
+
+
+# Each changes the delta the weights add to the base, and none is refused by the field checks.
+CHANGED = {
+    "lora_alpha x100": {"lora_alpha": 800},
+    "alpha_pattern": {"alpha_pattern": {"q_proj": 64}},
+    "use_rslora": {"use_rslora": True},
+    "rank_pattern": {"rank_pattern": {"q_proj": 2}},
+    "r": {"r": 2},
+    "target_modules": {"target_modules": ["q_proj"]},
+    "lora_dropout": {"lora_dropout": 0.5},
+}
+
+
+@pytest.mark.parametrize("fields", CHANGED.values(), ids=CHANGED)
+def test_a_config_changed_after_it_was_written_is_refused(adapter, tiny_base, fields):
+    edit_config(adapter, **fields)
+    message = f"^{re.escape(str(adapter))}: {CONFIG} has sha256 [0-9a-f]{{12}}, but {LINEAGE} records [0-9a-f]{{12}}"
+    with pytest.raises(InputError, match=message):
+        verify_adapter(adapter, read_manifest(tiny_base))
+
+
+UNHASHED = {
+    "base_model_name_or_path": "/elsewhere/base",
+    "revision": "main",
+    "peft_version": "0.99.0",
+    "auto_mapping": {"base_model_class": "Qwen3ForCausalLM"},
+    "inference_mode": True,
+}
+
+
+def test_fields_that_do_not_change_the_delta_may_change(adapter, tiny_base):
+    edit_config(adapter, **UNHASHED)
+    verify_adapter(adapter, read_manifest(tiny_base))
+
+
+def test_the_config_hash_ignores_the_order_peft_writes_a_set_in(adapter):
+    """PEFT writes target_modules, a set, in the process's hash order: the same adapter must hash the same."""
+    config = json.loads((adapter / CONFIG).read_text())
+    reordered = {**config, "target_modules": config["target_modules"][::-1]}
+    assert config_sha256(reordered) == config_sha256(config) == read_lineage(adapter)["config_sha256"]
+
+
+def test_the_lineage_records_the_config_hash(adapter):
+    lineage = read_lineage(adapter)
+    assert list(lineage)[-2:] == ["sha256", "config_sha256"]
+    assert lineage["config_sha256"] == config_sha256(json.loads((adapter / CONFIG).read_text()))
+
+
+def test_a_lineage_without_a_config_hash_is_refused_saying_to_retrain(adapter, tiny_base):
+    lineage = read_lineage(adapter)
+    del lineage["config_sha256"]
+    (adapter / LINEAGE).write_text(json.dumps(lineage))
+    with pytest.raises(InputError, match=rf"^{re.escape(str(adapter))}: {LINEAGE} records no config_sha256 .*retrain"):
+        verify_adapter(adapter, read_manifest(tiny_base))
+
+
+# A field of the wrong kind is one line naming it (lora_alpha {} was a TypeError in module_scaling).
+BAD_FIELDS = {
+    "lora_alpha {}": ({"lora_alpha": {}}, "lora_alpha must be a finite positive number, not {}"),
+    "lora_alpha string": ({"lora_alpha": "16"}, 'lora_alpha must be a finite positive number, not "16"'),
+    "lora_alpha NaN": ({"lora_alpha": float("nan")}, "lora_alpha must be a finite positive number, not NaN"),
+    "r zero": ({"r": 0}, "r must be a positive integer, not 0"),
+    "r bool": ({"r": True}, "r must be a positive integer, not true"),
+    "use_rslora": ({"use_rslora": "yes"}, 'use_rslora must be true or false, not "yes"'),
+    "alpha_pattern": ({"alpha_pattern": {"q_proj": "x"}}, "alpha_pattern must be"),
+    "rank_pattern": ({"rank_pattern": [2]}, "rank_pattern must be"),
+    "target_modules": ({"target_modules": []}, "target_modules must be"),
+    "modules_to_save": ({"modules_to_save": ["lm_head"]}, "modules_to_save must be empty"),
+    "use_dora": ({"use_dora": True}, "use_dora must be false"),
+    "peft_type": ({"peft_type": "IA3"}, 'peft_type must be "LORA", not "IA3"'),
+}
+
+
+@pytest.mark.parametrize("fields, message", BAD_FIELDS.values(), ids=BAD_FIELDS)
+def test_a_config_field_of_the_wrong_kind_is_one_line_naming_it(adapter, fields, message):
+    edit_config(adapter, **fields)
+    with pytest.raises(InputError, match=f"^{re.escape(str(adapter / CONFIG))}: {re.escape(message)}") as e:
+        read_adapter(adapter)
+    assert "\n" not in str(e.value)
+
+
+def test_a_missing_config_field_is_named(adapter):
+    config = json.loads((adapter / CONFIG).read_text())
+    del config["r"]
+    (adapter / CONFIG).write_text(json.dumps(config))
+    with pytest.raises(InputError, match=f"^{re.escape(str(adapter / CONFIG))}: no field r$"):
+        read_adapter(adapter)
+
+
+def test_writing_a_lineage_checks_the_config_it_vouches_for(adapter):
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(adapter / WEIGHTS))
+    edit_config(adapter, lora_alpha={})
+    with pytest.raises(InputError, match="lora_alpha must be a finite positive number"):
+        write_lineage(adapter, read_lineage(adapter))
+    with pytest.raises(InputError, match="lora_alpha must be a finite positive number"):
+        write_adapter(adapter.parent / "child", json.loads((adapter / CONFIG).read_text()), tensors, {})
+    assert not (adapter.parent / "child").exists()
+
+
+def test_export_and_the_debate_refuse_a_changed_config(adapter, tiny_base, tmp_path):
+    from evoswarm.debate.agents import load_agents
+    from evoswarm.model.export import export_merged
+
+    class NoCalls:
+        def __getattr__(self, name):
+            raise AssertionError(f"backend.{name} called")
+
+    edit_config(adapter, lora_alpha=800)
+    with pytest.raises(InputError, match=f"{CONFIG} has sha256"):
+        export_merged(tiny_base, adapter, tmp_path / "merged")
+    with pytest.raises(InputError, match=f"{CONFIG} has sha256"):
+        load_agents(NoCalls(), str(tiny_base), [str(adapter)])
+    assert not (tmp_path / "merged").exists()
