@@ -1,5 +1,5 @@
 """Nothing wrong gets through, part two: an adapter_config.json changed after its adapter was written and
-a config field of the wrong kind."""
+a config field of the wrong kind, wherever an adapter is read."""
 
 import json
 import re
@@ -150,3 +150,56 @@ def test_export_and_the_debate_refuse_a_changed_config(adapter, tiny_base, tmp_p
     with pytest.raises(InputError, match=f"{CONFIG} has sha256"):
         load_agents(NoCalls(), str(tiny_base), [str(adapter)])
     assert not (tmp_path / "merged").exists()
+
+
+def as_lineage(folder: Path, **fields) -> Path:
+    write_lineage(folder, {**read_lineage(folder), **fields})
+    return folder
+
+
+def test_lamarck_refuses_a_bred_child_changed_after_breed(adapter, tiny_base, tmp_path):
+    """Its copy rewrites the lineage: without the check it would vouch for whatever the folder holds."""
+    from evoswarm.evolve.offspring import lamarck_step
+
+    bred = as_lineage(adapter, operator="svd", system="S", seed=1)
+    edit_config(bred, lora_alpha=800)
+    config = {"evolution": {"lamarck": {"step": "none"}}}
+    with pytest.raises(InputError, match=f"^{re.escape(str(bred))}: {CONFIG} has sha256"):
+        lamarck_step(config, str(bred), str(tmp_path / "out"), str(tiny_base))
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_evaluated_adapter_is_checked_as_the_stages_check_one(adapter, tiny_base):
+    from evoswarm.evaluate.single import lineage_system
+    from evoswarm.targets import Target
+    from test_breed import changed_weights
+
+    changed_weights(adapter)
+    with pytest.raises(InputError, match=f"^{re.escape(str(adapter))}: {WEIGHTS} has sha256"):
+        lineage_system(Target.parse("gen0-critic"), str(tiny_base), str(adapter))
+
+
+def test_specialist_long_refuses_a_changed_best_agent_before_training(tmp_path, tiny_base, smoke_config):
+    import copy
+
+    from conftest import REPO
+    from evoswarm.controls import train_control
+
+    best = as_lineage(
+        make_adapter(tmp_path / "gen0/adapters/ideator", base_identity(read_manifest(tiny_base))), system="S"
+    )
+    edit_config(best, use_rslora=True)
+    (tmp_path / "fitness.csv").write_text("agent,fitness\nideator,0.9\n")
+    config = copy.deepcopy(smoke_config)
+    config["seed"] = 0
+    config["personas"] = [{**p, "data": str(REPO / p["data"]), "training": {}} for p in config["personas"]]
+    config["evolution"]["lamarck"] = {**config["evolution"]["lamarck"], "step": "persona_sft", "max_steps": 1}
+    with pytest.raises(InputError, match=f"^{re.escape(str(best))}: {CONFIG} has sha256"):
+        train_control(
+            config,
+            "specialist-long",
+            str(tiny_base),
+            str(tmp_path / "long"),
+            [str(best)],
+            str(tmp_path / "fitness.csv"),
+        )

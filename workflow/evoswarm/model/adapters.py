@@ -130,25 +130,34 @@ def verify_adapter(path: str | Path, manifest: dict) -> tuple[dict, dict[str, to
     sha256 and config_sha256."""
     lineage = read_lineage(path)
     check_base(path, manifest)
+    config, tensors = read_adapter(path)
+    check_hashes(path, lineage)
+    return config, tensors, lineage
+
+
+def check_hashes(path: str | Path, lineage: dict) -> None:
+    """Refuses an adapter folder whose weights or config no longer hash to its lineage's sha256 and
+    config_sha256. Reads no tensors (no torch): lamarck's copies check this much before rewriting lineage."""
+    path = Path(path)
     if "config_sha256" not in lineage:
         raise InputError(
             f"{path}: {LINEAGE} records no config_sha256 (written before evoswarm hashed {CONFIG}); retrain or "
             "rebreed this adapter (snakemake --forcerun train_persona)"
         )
-    config, tensors = read_adapter(path)
-    sha = sha256_file(Path(path) / WEIGHTS)
+    if not (path / WEIGHTS).is_file():
+        raise InputError(f"{path}: adapter folder has no {WEIGHTS}")
+    sha = sha256_file(path / WEIGHTS)
     if lineage.get("sha256") != sha:
         raise InputError(
             f"{path}: {WEIGHTS} has sha256 {sha[:12]}, but {LINEAGE} records {str(lineage.get('sha256'))[:12]}: "
             "the weights changed after they were written"
         )
-    config_sha = config_sha256(config)
+    config_sha = config_sha256(check_config(path / CONFIG))
     if lineage["config_sha256"] != config_sha:
         raise InputError(
             f"{path}: {CONFIG} has sha256 {config_sha[:12]}, but {LINEAGE} records "
             f"{str(lineage['config_sha256'])[:12]}: the config changed after it was written"
         )
-    return config, tensors, lineage
 
 
 def lora_factors(tensors: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
