@@ -1,8 +1,10 @@
 """Nothing wrong gets through, part two: an adapter_config.json changed after its adapter was written and
-a config field of the wrong kind, wherever an adapter is read."""
+a config field of the wrong kind, wherever an adapter is read; an embedded base whose tensor data changed,
+and an external base hashed whole on request."""
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from evoswarm.model.adapters import (
     write_adapter,
     write_lineage,
 )
-from evoswarm.model.base import read_manifest
+from evoswarm.model.base import read_manifest, resolve_external
 from test_breed import make_adapter
 
 # --- adapter_config.json is part of what lineage.json vouches for -----------------------------------
@@ -203,3 +205,36 @@ def test_specialist_long_refuses_a_changed_best_agent_before_training(tmp_path, 
             [str(best)],
             str(tmp_path / "fitness.csv"),
         )
+
+
+# --- the base's weights -----------------------------------------------------------------------------
+
+
+def flip_a_weight(folder: Path) -> None:
+    """Change one byte of tensor data: the size, the header and every other file stay as they were."""
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+
+
+def test_an_embedded_base_whose_tensor_data_changed_is_refused(tiny_base, tmp_path):
+    base = tmp_path / "base"
+    shutil.copytree(tiny_base, base)
+    flip_a_weight(base)
+    with pytest.raises(InputError, match=rf"^{re.escape(str(base / 'manifest.json'))}: .*model.safetensors.*sha256"):
+        read_manifest(base)
+
+
+@pytest.mark.parametrize("hash_weights", [False, True])
+def test_an_external_base_is_hashed_whole_only_on_request(tiny_base, smoke_config, tmp_path, hash_weights):
+    folder = tmp_path / "my-model"
+    shutil.copytree(tiny_base, folder, ignore=shutil.ignore_patterns("manifest.json"))
+    config = {**smoke_config, "base_model": str(folder), "base": {**smoke_config["base"], "hash_weights": hash_weights}}
+    resolve_external(config, tmp_path / "base")
+    flip_a_weight(folder)
+    if not hash_weights:  # the header fingerprint alone: the same size and header pass
+        assert read_manifest(tmp_path / "base")["path"] == str(folder.resolve())
+        return
+    with pytest.raises(InputError, match=r"manifest.json: .*model.safetensors.*sha256.*build_base"):
+        read_manifest(tmp_path / "base")
