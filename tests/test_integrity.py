@@ -1,6 +1,7 @@
 """Nothing wrong gets through, part two: an adapter_config.json changed after its adapter was written and
 a config field of the wrong kind, wherever an adapter is read; an embedded base whose tensor data changed,
-and an external base hashed whole on request."""
+an external base hashed whole on request; `evoswarm serve` loading an adapter whose weights no longer
+match its lineage."""
 
 import json
 import re
@@ -238,3 +239,22 @@ def test_an_external_base_is_hashed_whole_only_on_request(tiny_base, smoke_confi
         return
     with pytest.raises(InputError, match=r"manifest.json: .*model.safetensors.*sha256.*build_base"):
         read_manifest(tmp_path / "base")
+
+
+# --- `evoswarm serve` checks what it loads as the stages do ---------------------------------------
+
+
+def test_serve_refuses_an_adapter_whose_weights_no_longer_match_its_lineage(adapter, tiny_base, tmp_path):
+    from evoswarm.backends.server import ServeState
+    from test_breed import changed_weights
+
+    class Backend:
+        adapters: dict = {}
+
+        def add_adapter(self, name, path):
+            raise AssertionError("the backend was asked to load a changed adapter")
+
+    state = ServeState(Backend(), str(tiny_base), [str(tmp_path)], base_name="/models/base", max_queue=1)
+    changed_weights(adapter)
+    with pytest.raises(InputError, match=f"^{re.escape(str(adapter))}: {WEIGHTS} has sha256"):
+        state.load("critic", str(adapter))
