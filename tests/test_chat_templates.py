@@ -31,7 +31,7 @@ def qwen_folder(tmp_path, template: str):
 
     folder = build(tmp_path / "qwen3-style", "tiny", template)
     base = tmp_path / "base"
-    resolve_external({"base_model": str(folder), "base": {"revision": None}}, base)
+    resolve_external({"base_model": str(folder), "base": {"revision": None, "hash_weights": False}}, base)
     return base
 
 

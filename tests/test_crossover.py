@@ -154,7 +154,7 @@ def test_nan_adapters_are_rejected(tmp_path):
     m = "base_model.model.model.layers.0.self_attn.q_proj"
     write_adapter(
         tmp_path / "bad",
-        {"r": 2},
+        {"peft_type": "LORA", "r": 2, "lora_alpha": 4},
         {f"{m}.lora_A.weight": torch.tensor([[math.nan, 0.0]] * 2), f"{m}.lora_B.weight": torch.zeros(2, 2)},
         {},
     )

@@ -102,7 +102,7 @@ def test_an_adapter_of_another_base_is_refused(tiny_base, tiny_adapters, tmp_pat
     build_model(tok, size).save_pretrained(weights)
     tok.save_pretrained(weights)
     other = tmp_path / "other-base"
-    resolve_external({"base_model": str(weights), "base": {"revision": None}}, other)
+    resolve_external({"base_model": str(weights), "base": {"revision": None, "hash_weights": False}}, other)
     message = refusal("--base", other, "--adapter", tiny_adapters["critic"], "--out", tmp_path / "out")
     trained_on = rf"{tiny_adapters['critic']}: adapter was trained on base 'embedded@\w+', but .*'{weights}@"
     assert re.search(trained_on, message)

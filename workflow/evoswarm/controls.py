@@ -18,7 +18,7 @@ from pathlib import Path
 from evoswarm.config import control_steps, derive_seed
 from evoswarm.evolve.selection import best_adapter
 from evoswarm.io import InputError, atomic_path
-from evoswarm.model.adapters import base_identity, lineage_record, read_lineage, write_lineage
+from evoswarm.model.adapters import base_identity, lineage_record, read_lineage, verify_adapter, write_lineage
 from evoswarm.model.base import read_manifest
 from evoswarm.model.training import train_lora
 from evoswarm.targets import MULTITASK, SPECIALIST_LONG, Target
@@ -73,6 +73,8 @@ def train_control(
     `adapters` and `fitness`: generation 0's, for specialist-long."""
     target = Target.parse(control)
     plan = TRAINERS[control](config, target, {"adapters": adapters or [], "fitness": fitness})
+    if plan["init_adapter"]:  # trained further: checked as a parent is before breeding
+        verify_adapter(plan["init_adapter"], read_manifest(base))
     steps = control_steps(config, target)
     tcfg = {**config["training"], "max_steps": steps, "learning_rate": plan["learning_rate"]}
     seed = derive_seed(config["seed"], "control", control)

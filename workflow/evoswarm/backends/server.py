@@ -6,7 +6,8 @@ or a list of either; `echo` + `logprobs` + `max_tokens: 0` returns prompt log-pr
 POST /v1/chat/completions; POST /v1/load_lora_adapter and /v1/unload_lora_adapter (plain-text success;
 a name already loaded is a 400, an unknown one a 404). Binds to 127.0.0.1 by default; adapters load only
 from the allowed folders, checked as the pipeline checks them (safetensors, finite weights, trained on the
-served base) before the model is touched, so a failed load leaves what is served as it was.
+served base, weights and config that still hash to lineage.json's sha256 and config_sha256) before the model
+is touched, so a failed load leaves what is served as it was.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from evoswarm.backends import GenRequest
 from evoswarm.backends.hf import BASE
 from evoswarm.io import InputError
-from evoswarm.model.adapters import check_base, read_adapter
+from evoswarm.model.adapters import verify_adapter
 from evoswarm.model.base import read_manifest
 
 
@@ -99,8 +100,7 @@ class ServeState:
         if not any(p == d or d in p.parents for d in self.allowed):
             raise PermissionError(f"adapter path {path} is outside the allowed folders")
         try:
-            read_adapter(p)
-            check_base(p, self.manifest)
+            verify_adapter(p, self.manifest)  # as load_agents checks the --adapters folders
         except InputError:
             raise
         except Exception as e:  # anything unreadable in the client's folder is the client's error

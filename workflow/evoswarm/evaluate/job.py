@@ -235,8 +235,8 @@ def evaluations(job: Job, targets: list[Target]) -> Iterator[tuple[Target, dict]
         job.progress.current = str(t)  # a failure here is this target's
         if t.evaluator == "lm_eval":
             job.subjects[t] = lm_eval_subject(job, t)
-            if job.subjects[t][1]:
-                lineage_system(t, job.base, job.subjects[t][1])  # a missing or foreign adapter fails before any load
+            if job.subjects[t][1]:  # a missing, foreign or changed adapter fails before any load
+                lineage_system(t, job.base, job.subjects[t][1])
     order = list(EVALUATORS)
     run = sorted(targets, key=lambda t: order.index(t.evaluator))
     if TEAM_VOTE in targets and team(0) not in targets:

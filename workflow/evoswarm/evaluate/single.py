@@ -11,17 +11,18 @@ from pathlib import Path
 from evoswarm.evaluate.harness import lm_eval_docs, result_json, run_lm_eval, use_adapter
 from evoswarm.evolve.selection import best_agent
 from evoswarm.io import InputError
-from evoswarm.model.adapters import check_base, read_lineage
+from evoswarm.model.adapters import verify_adapter
 from evoswarm.model.base import load_tokenizer, read_manifest
 from evoswarm.targets import Target, best, persona
 
 
 def lineage_system(target: Target, base: str, adapter: str) -> str:
-    """The adapter's persona system prompt, after checking it exists and was trained on this base."""
+    """The adapter's persona system prompt, after checking it exists and is what the stages check
+    (verify_adapter: this base, finite safetensors, weights and config as its lineage hashed them)."""
     if not Path(adapter).is_dir():
         raise InputError(f"target {target}: adapter {adapter} is missing")
-    check_base(adapter, read_manifest(base))
-    return read_lineage(adapter).get("system", "")
+    _, _, lineage = verify_adapter(adapter, read_manifest(base))
+    return lineage.get("system", "")
 
 
 def single(config: dict, target: Target, base: str, adapter: str | None, items: list[dict], seed: int, lm=None) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 from evoswarm.config import derive_seed
 from evoswarm.evolve.lamarck import LAMARCK
 from evoswarm.io import InputError, atomic_path, read_json
-from evoswarm.model.adapters import lineage_record, read_lineage, verify_adapter, write_lineage
+from evoswarm.model.adapters import check_hashes, lineage_record, read_lineage, verify_adapter, write_lineage
 
 DATA = "lamarck.jsonl"  # the chats a Lamarckian step trained on, kept beside the weights for audit
 
@@ -86,6 +86,7 @@ def lamarck_step(
     `votes`: its parents' train-split debate, for distillation. Elites and steps without data are copied."""
     lcfg = config["evolution"]["lamarck"]
     lineage = read_lineage(bred)
+    check_hashes(bred, lineage)  # both paths rewrite the lineage: it must vouch for what breed wrote
     step = LAMARCK[lcfg["step"]]
     chats = None
     if step is not None and lineage["operator"] != "elite":

@@ -7,6 +7,7 @@ or write lineage (lamarck's copies, select, the report) do not pay torch's impor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -42,7 +43,7 @@ def read_adapter(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    config = read_json(path / CONFIG)
+    config = check_config(path / CONFIG)
     try:
         tensors = load_file(str(path / WEIGHTS))
     except SafetensorError as e:
@@ -51,6 +52,69 @@ def read_adapter(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
         if not torch.isfinite(t).all():
             raise InputError(f"{path}: tensor {key} holds NaN or Inf")
     return config, tensors
+
+
+def _positive_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _positive_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _module_names(v) -> bool:
+    return (isinstance(v, str) and v != "") or (isinstance(v, list) and v != [] and all(isinstance(x, str) for x in v))
+
+
+# What each adapter_config.json field the readers act on must hold: a field of another kind would be a
+# TypeError deep in module_scaling, and a LoRA field the backends and crossover ignore (full modules, DoRA's
+# magnitudes) would make them compute something other than what PEFT computes from the same folder.
+CONFIG_FIELDS = {
+    "peft_type": (lambda v: v == "LORA", '"LORA"'),
+    "r": (_positive_int, "a positive integer"),
+    "lora_alpha": (_positive_number, "a finite positive number"),
+    "use_rslora": (lambda v: isinstance(v, bool), "true or false"),
+    "rank_pattern": (
+        lambda v: v is None or (isinstance(v, dict) and all(map(_positive_int, v.values()))),
+        "a mapping of module patterns to positive integers",
+    ),
+    "alpha_pattern": (
+        lambda v: v is None or (isinstance(v, dict) and all(map(_positive_number, v.values()))),
+        "a mapping of module patterns to finite positive numbers",
+    ),
+    "target_modules": (_module_names, "a module name pattern or a non-empty list of module names"),
+    "modules_to_save": (lambda v: v is None or v == [], "empty (evoswarm adapters hold LoRA factors only)"),
+    "use_dora": (lambda v: v is None or v is False, "false (evoswarm adapters hold LoRA factors only)"),
+}
+REQUIRED_CONFIG = ("peft_type", "r", "lora_alpha")  # PEFT writes them all; without one the scaling is a guess
+
+
+def check_config(path: str | Path) -> dict:
+    """adapter_config.json at `path`, each field the readers act on checked: one line naming the field."""
+    config = read_json(path)
+    for field in REQUIRED_CONFIG:
+        if field not in config:
+            raise InputError(f"{path}: no field {field}")
+    for field, (ok, want) in CONFIG_FIELDS.items():
+        if field in config and not ok(config[field]):
+            raise InputError(f"{path}: {field} must be {want}, not {json.dumps(config[field])[:80]}")
+    return config
+
+
+# adapter_config.json fields that say where or by which PEFT an adapter was made, not what it adds to the
+# base: left out of config_sha256, so a copied project or another PEFT version keeps its adapters.
+UNHASHED_CONFIG = ("base_model_name_or_path", "revision", "peft_version", "auto_mapping", "inference_mode")
+# Sets PEFT writes as lists in the process's hash order: sorted, so one adapter always hashes the same.
+SET_CONFIG = ("target_modules", "exclude_modules")
+
+
+def config_sha256(config: dict) -> str:
+    """sha256 over the sorted-key JSON of the adapter_config fields that change the delta."""
+    kept = {k: v for k, v in config.items() if k not in UNHASHED_CONFIG}
+    for k in SET_CONFIG:
+        if isinstance(kept.get(k), list):
+            kept[k] = sorted(kept[k], key=str)
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 def read_lineage(path: str | Path) -> dict:
@@ -62,17 +126,38 @@ def read_lineage(path: str | Path) -> dict:
 
 def verify_adapter(path: str | Path, manifest: dict) -> tuple[dict, dict[str, torch.Tensor], dict]:
     """(adapter_config, tensors, lineage) of an adapter folder that a stage breeds from or copies: on
-    this run's base, readable finite safetensors, and weights that still hash to lineage's sha256."""
+    this run's base, readable finite safetensors, and weights and config that still hash to lineage's
+    sha256 and config_sha256."""
     lineage = read_lineage(path)
     check_base(path, manifest)
     config, tensors = read_adapter(path)
-    sha = sha256_file(Path(path) / WEIGHTS)
+    check_hashes(path, lineage)
+    return config, tensors, lineage
+
+
+def check_hashes(path: str | Path, lineage: dict) -> None:
+    """Refuses an adapter folder whose weights or config no longer hash to its lineage's sha256 and
+    config_sha256. Reads no tensors (no torch): lamarck's copies check this much before rewriting lineage."""
+    path = Path(path)
+    if "config_sha256" not in lineage:
+        raise InputError(
+            f"{path}: {LINEAGE} records no config_sha256 (written before evoswarm hashed {CONFIG}); retrain or "
+            "rebreed this adapter (snakemake --forcerun train_persona)"
+        )
+    if not (path / WEIGHTS).is_file():
+        raise InputError(f"{path}: adapter folder has no {WEIGHTS}")
+    sha = sha256_file(path / WEIGHTS)
     if lineage.get("sha256") != sha:
         raise InputError(
             f"{path}: {WEIGHTS} has sha256 {sha[:12]}, but {LINEAGE} records {str(lineage.get('sha256'))[:12]}: "
             "the weights changed after they were written"
         )
-    return config, tensors, lineage
+    config_sha = config_sha256(check_config(path / CONFIG))
+    if lineage["config_sha256"] != config_sha:
+        raise InputError(
+            f"{path}: {CONFIG} has sha256 {config_sha[:12]}, but {LINEAGE} records "
+            f"{str(lineage['config_sha256'])[:12]}: the config changed after it was written"
+        )
 
 
 def lora_factors(tensors: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -93,7 +178,7 @@ def lora_factors(tensors: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tens
 
 def module_scaling(config: dict, module: str, rank: int) -> float:
     """s = lora_alpha / r (or / sqrt(r) with rsLoRA), honouring PEFT's rank/alpha patterns."""
-    alpha = config.get("lora_alpha", 8)
+    alpha = config["lora_alpha"]
     for pattern, value in (config.get("alpha_pattern") or {}).items():
         if module.endswith(pattern):
             alpha = value
@@ -122,7 +207,8 @@ def write_adapter(out: str | Path, config: dict, tensors: dict[str, torch.Tensor
     return sha
 
 
-# lineage.json's fields, in the order a new record lists them (write_lineage adds the weights' sha256).
+# lineage.json's fields, in the order a new record lists them (write_lineage adds the weights' sha256 and
+# the config's config_sha256).
 LINEAGE_FIELDS = (
     "generation",
     "slot",
@@ -150,9 +236,11 @@ def lineage_record(inherit: dict | None = None, **fields) -> dict:
 
 
 def write_lineage(folder: str | Path, lineage: dict) -> str:
-    """Write lineage.json beside the weights, with their sha256. Returns the sha."""
+    """Write lineage.json beside the weights and config, with the weights' sha256 and the (checked)
+    config's config_sha256. Returns the weights' sha."""
     sha = sha256_file(Path(folder) / WEIGHTS)
-    (Path(folder) / LINEAGE).write_text(json.dumps({**lineage, "sha256": sha}, indent=2, ensure_ascii=False) + "\n")
+    record = {**lineage, "sha256": sha, "config_sha256": config_sha256(check_config(Path(folder) / CONFIG))}
+    (Path(folder) / LINEAGE).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     return sha
 
 

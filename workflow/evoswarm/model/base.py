@@ -5,7 +5,9 @@ local folder offline, and load whichever it is for the later stages.
 or moved project loads its own base: `source_type` names its entry in SOURCES, `embedded` (the weights
 are the base folder itself), `folder` (`source`, as the config gave it) or `hub` (`source` found in the
 local Hugging Face cache at `revision`). Its `fingerprint` is checked whenever a stage reads the
-manifest, so a base that changed since build_base is refused.
+manifest, and so are whole-file sha256s: the embedded base's `sha256` always (a few MB), an external base's
+`weights_sha256` when `base.hash_weights` asked build_base to record them; a base that changed since
+build_base is refused.
 """
 
 from __future__ import annotations
@@ -205,9 +207,10 @@ FINGERPRINT_SUFFIXES = (".json", ".jinja", ".txt", ".model")
 
 def fingerprint(folder: Path) -> str:
     """A sha256 over a model folder's config and tokenizer files and each *.safetensors file's name, size
-    and header (tensor names, dtypes, shapes, offsets). Not over the tensor data: hashing a 4B model's
-    8 GB on every stage's load would take a minute; a changed size, header or config is what a swapped or
-    re-downloaded model shows."""
+    and header (tensor names, dtypes, shapes, offsets). Not over the tensor data: a 4B model's 8 GB take
+    about 5 s a load here, more from a cold disk (docs/design.md, "Base models"); a changed size, header or
+    config is what a swapped or re-downloaded model shows. read_manifest hashes whole what the manifest
+    records: the embedded base always, an external one with `base.hash_weights`."""
     h = hashlib.sha256()
     for f in sorted(folder.iterdir()):
         if not f.is_file() or f.name == "manifest.json":
@@ -220,6 +223,19 @@ def fingerprint(folder: Path) -> str:
         elif f.suffix in FINGERPRINT_SUFFIXES:
             h.update(f"{f.name}\0".encode() + f.read_bytes())
     return h.hexdigest()
+
+
+# Whole-file hashes this process computed, by (path, size, mtime, inode): a stage reads the manifest several
+# times (the model, the tokenizer, the adapters' base checks), and a rewritten file gets another mtime.
+_HASHED: dict[tuple, str] = {}
+
+
+def weights_sha256(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _HASHED:
+        _HASHED[key] = sha256_file(path)
+    return _HASHED[key]
 
 
 def find_in_hub_cache(name: str, revision: str | None) -> Path | None:
@@ -255,13 +271,13 @@ SOURCES: dict[str, BaseSource] = {
         ),
         BaseSource(
             "folder",
-            ("base_model",),
+            ("base_model", "base.hash_weights"),
             "the folder, with config.json and *.safetensors",
             lambda manifest, base_dir: Path(manifest["source"]).expanduser().resolve(),
         ),
         BaseSource(
             "hub",
-            ("base_model", "base.revision"),
+            ("base_model", "base.revision", "base.hash_weights"),
             "the hub id's snapshot in the local Hugging Face cache (nothing is downloaded)",
             lambda manifest, base_dir: find_in_hub_cache(manifest["source"], manifest["revision"]),
         ),
@@ -271,7 +287,8 @@ SOURCES: dict[str, BaseSource] = {
 
 def resolve_external(config: dict, out: str | Path) -> dict:
     """For a hub id or local folder: find the weights offline and write a manifest naming them by source,
-    revision and fingerprint. Returns the manifest with `path`, the folder found."""
+    revision and fingerprint (and with `base.hash_weights`, each weights file's sha256). Returns the manifest
+    with `path`, the folder found."""
     name, rev = config["base_model"], config["base"]["revision"]
     # A local folder as the config names it (relative to the working directory), else a hub id.
     source = SOURCES["folder" if Path(name).expanduser().is_dir() else "hub"]
@@ -296,6 +313,8 @@ def resolve_external(config: dict, out: str | Path) -> dict:
         "weights": {w.name: w.stat().st_size for w in weights},
         "fingerprint": fingerprint(path),
     }
+    if config["base"]["hash_weights"]:
+        manifest["weights_sha256"] = {w.name: weights_sha256(w) for w in weights}
     with atomic_path(Path(out), is_dir=True) as tmp:
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return {**manifest, "path": str(path)}
@@ -325,6 +344,17 @@ def read_manifest(base_dir: str | Path) -> dict:
         raise InputError(
             f"{path}: base {manifest['source']} at {folder} differs from what build_base recorded; {rerun}"
         )
+    # The fingerprint reads no tensor data: same-sized weights under the same header pass it.
+    hashed = manifest.get("weights_sha256", {})
+    if manifest["source_type"] == "embedded":
+        hashed = {"model.safetensors": manifest.get("sha256")}
+    for name, want in hashed.items():
+        got = weights_sha256(folder / name)
+        if got != want:
+            raise InputError(
+                f"{path}: base {manifest['source']}'s {name} has sha256 {got[:12]}, but build_base recorded "
+                f"{str(want)[:12]}; {rerun}"
+            )
     return {**manifest, "path": str(folder)}
 
 

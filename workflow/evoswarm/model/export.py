@@ -20,9 +20,9 @@ CARD = "README.md"
 def export_merged(base_dir: str | Path, adapter_dir: str | Path, out: str | Path) -> dict:
     """Merge the adapter folder `adapter_dir` into the base of `base_dir` (a build_base folder) and write the
     model to `out` atomically. The adapter is checked as every stage checks one (safetensors only, finite,
-    weights hashing to lineage.json's sha256, trained on this base): a pickle or another base's adapter
-    raises InputError naming the folder, as does an `out` that exists and is not empty. Returns the
-    adapter's lineage."""
+    weights and config hashing to lineage.json's sha256 and config_sha256, trained on this base): a pickle
+    or another base's adapter raises InputError naming the folder, as does an `out` that exists and is not
+    empty. Returns the adapter's lineage."""
     import torch
     from peft import PeftModel
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
