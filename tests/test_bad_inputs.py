@@ -119,6 +119,16 @@ def test_persona_messages_of_the_wrong_shape_name_file_and_line(tmp_path, messag
         load_chats(_write(tmp_path / "p.jsonl", [{"messages": messages}]))
 
 
+def test_training_on_a_persona_role_list_stops_with_the_readers_line(tmp_path, smoke_config):
+    """The chats are read before any model loads: the reader's line, not a TypeError in training."""
+    from evoswarm.model.training import train_lora
+
+    rows = [{"messages": [{"role": ["user"], "content": "hi"}, {"role": "assistant", "content": "yo"}]}]
+    data = _write(tmp_path / "p.jsonl", rows)
+    with pytest.raises(InputError, match=r"^\S*p\.jsonl:1: .*role"):
+        train_lora(str(tmp_path / "no-base"), data, None, smoke_config["training"], smoke_config, 0, tmp_path / "o")
+
+
 # 4. Seeds that are not strict integers.
 
 

@@ -79,6 +79,7 @@ def test_several_assistant_turns_give_one_example_each(tmp_path):
 @pytest.mark.slow  # TRL training on a model with Qwen3's 151k vocabulary (10 s); reply_pairs stays fast
 def test_lora_trains_on_a_qwen3_thinking_template(smoke_config, tmp_path):
     """The first train_persona job of the real-model path: TRL alone refuses this template."""
+    from evoswarm.model.base import read_manifest
     from evoswarm.model.training import train_lora
 
     base = qwen_folder(tmp_path, "thinking")
@@ -89,7 +90,10 @@ def test_lora_trains_on_a_qwen3_thinking_template(smoke_config, tmp_path):
     assert math.isfinite(stats["train_loss"]) and stats["train_loss"] > 0
     assert (tmp_path / "critic" / "adapter_model.safetensors").is_file()
     assert len((tmp_path / "critic" / "train_log.jsonl").read_text().splitlines()) == 3
-    assert json.loads((tmp_path / "critic" / "adapter_config.json").read_text())["r"] == tcfg["r"]
+    adapter_config = json.loads((tmp_path / "critic" / "adapter_config.json").read_text())
+    assert adapter_config["r"] == tcfg["r"]
+    # the base as the config names it (a folder here), not the folder its weights were found in
+    assert adapter_config["base_model_name_or_path"] == read_manifest(base)["source"]
 
 
 def test_a_template_that_cannot_isolate_the_reply_fails_in_one_line(smoke_config, tmp_path):

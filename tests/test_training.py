@@ -31,6 +31,15 @@ def test_adapter_is_a_plain_peft_adapter(tiny_base, tiny_adapters):
     assert [r["step"] for r in log] == [2, 4, 6] and all(r["loss"] > 0 for r in log)
 
 
+def test_an_adapter_names_its_base_without_an_absolute_path(tiny_base, tiny_adapters):
+    """PEFT would record the absolute folder the weights were loaded from; a copied project's adapters would
+    keep naming the original's. The embedded base is named by its folder relative to the working directory."""
+    import os
+
+    cfg = json.loads((tiny_adapters["critic"] / "adapter_config.json").read_text())
+    assert cfg["base_model_name_or_path"] == os.path.relpath(tiny_base)
+
+
 def test_qlora_nf4_trains_on_cpu(tiny_base, smoke_config, tmp_path):
     out = train(tiny_base, "critic", tmp_path / "q", smoke_config, quantization="nf4", max_steps=2)
     assert (out / "adapter_model.safetensors").stat().st_size > 0

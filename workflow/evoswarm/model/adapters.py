@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,14 @@ def base_identity(manifest: dict) -> str:
     """A short string naming a base model's weights, recorded in every adapter's lineage."""
     digest = manifest.get("sha256") or manifest.get("config_sha256", "")
     return f"{manifest['source']}@{digest[:16]}"
+
+
+def base_name(manifest: dict, base_dir: str | Path) -> str:
+    """How an adapter's config names its base (`base_model_name_or_path`): an external base's source as the
+    config names it (a hub id or a folder), the embedded base's folder relative to the working directory.
+    Never the absolute folder the weights were loaded from: a copied project's adapters would name the
+    original's (PEFT given the model, and vLLM, ignore the field)."""
+    return os.path.relpath(base_dir) if manifest["source_type"] == "embedded" else manifest["source"]
 
 
 def read_adapter(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:

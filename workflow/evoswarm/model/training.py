@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from evoswarm.io import InputError
+from evoswarm.model.adapters import base_name
 from evoswarm.progress import Progress
 from evoswarm.protocol.chat import TemplateError, assistant_opener, render
 from evoswarm.world.chats import load_chats
@@ -153,11 +154,12 @@ def train_lora(
             for c in chats
         ]
     set_seed(seed)
+    manifest = read_manifest(base_dir)
     model, tok = load_base(base_dir, config, quantization=tcfg["quantization"])
     if has_generation_markers(tok.chat_template):
         dataset, mask_by = Dataset.from_list(chats), {"assistant_only_loss": True}
     else:
-        where = f"base model {read_manifest(base_dir)['path']}"
+        where = f"base model {manifest['path']}"
         dataset, mask_by = Dataset.from_list(reply_pairs(chats, tok, where)), {"completion_only_loss": True}
     check_targets(model, tcfg["target_modules"])
     cuda = next(model.parameters()).device.type == "cuda"
@@ -226,6 +228,8 @@ def train_lora(
         )
         t0 = time.time()
         result = trainer.train()
+        for peft_config in trainer.model.peft_config.values():  # PEFT would write the weights' absolute folder
+            peft_config.base_model_name_or_path = base_name(manifest, base_dir)
         trainer.model.save_pretrained(out_dir, safe_serialization=True)
     return {
         "train_loss": result.training_loss,

@@ -57,7 +57,8 @@ class Section:
 
 def load_evals(paths: dict[int, dict[str, str]]) -> dict[str, dict[int, dict]]:
     """target -> seed -> eval JSON, from {seed: {target: path}}; for a target whose evaluation failed, its
-    failure record (layout.eval_failure). A file missing with no failure record raises InputError naming it."""
+    failure record (layout.eval_failure). A seed with neither is left out: built by hand after a failed job
+    (Snakemake deletes its outputs), the report shows what exists (under Snakemake every result exists)."""
     seeds = sorted(paths)
     targets = list(paths[seeds[0]])
     for s in seeds:
@@ -69,7 +70,7 @@ def load_evals(paths: dict[int, dict[str, str]]) -> dict[str, dict[int, dict]]:
             if not Path(p).is_file() and Path(eval_failure(p)).is_file():
                 p = eval_failure(p)
             if not Path(p).is_file():
-                raise InputError(f"{p}: evaluation result missing (target {t}, seed {s})")
+                continue
             try:
                 out[t][s] = json.loads(Path(p).read_text(encoding="utf-8"))
             except json.JSONDecodeError as e:
@@ -78,9 +79,14 @@ def load_evals(paths: dict[int, dict[str, str]]) -> dict[str, dict[int, dict]]:
 
 
 def scored_targets(evals: dict[str, dict[int, dict]], paths: dict[int, dict[str, str]]) -> dict[str, Scored | str]:
-    """target -> its Scored over seeds, or a failure line naming the file of the first failed seed."""
+    """target -> its Scored over seeds, or a line naming the file of the first seed missing or failed."""
     out: dict[str, Scored | str] = {}
     for t, by_seed in evals.items():
+        missing = [s for s in sorted(paths) if s not in by_seed]
+        if missing:
+            s = missing[0]
+            out[t] = f"missing in seed {s} ({paths[s][t]}): neither a result nor a failure record"
+            continue
         failed = [s for s, e in by_seed.items() if e.get("failed")]
         if failed:
             s = failed[0]
@@ -274,7 +280,7 @@ def controls_section(config: dict, est: dict[str, Estimate], evals: dict[str, di
                 steps,
                 f"{sum(calls) / len(calls):.0f}" if calls else "",
                 *_est_cells(e),
-                "ok" if e else "failed",
+                "ok" if e else "failed" if any(x.get("failed") for x in evals[name].values()) else "missing",
             ]
         )
     return Section(
@@ -290,9 +296,11 @@ def controls_section(config: dict, est: dict[str, Estimate], evals: dict[str, di
 
 def aggregated(evals: dict[str, dict[int, dict]], paths: dict[int, dict[str, str]], t: str) -> dict[str, Scored]:
     """A team target's per-item scores under each aggregator its result records (evaluate.teams.team_debate:
-    `evoswarm.aggregators`, aligned with `per_item`); {} where a seed's result records none or failed."""
+    `evoswarm.aggregators`, aligned with `per_item`); {} where a seed's result is missing, records none or failed."""
     by_seed = evals.get(t, {})
-    if not by_seed or any(e.get("failed") or "aggregators" not in e["evoswarm"] for e in by_seed.values()):
+    if set(by_seed) != set(paths) or any(
+        e.get("failed") or "aggregators" not in e["evoswarm"] for e in by_seed.values()
+    ):
         return {}
     names = list(next(iter(by_seed.values()))["evoswarm"]["aggregators"])
     out = {}
@@ -314,8 +322,8 @@ def aggregation_section(
     for g in range(config["generations"] + 1):
         t, member = str(team(g)), str(best(g))
         teams = aggregated(evals, paths, t)
-        alone = evals.get(member)
-        if not teams or not alone or any(e.get("failed") for e in alone.values()):
+        alone = evals.get(member, {})
+        if not teams or set(alone) != set(paths) or any(e.get("failed") for e in alone.values()):
             continue
         solo = scored_from_per_item(
             member, {s: e["evoswarm"]["per_item"] for s, e in alone.items()}, {s: paths[s][member] for s in alone}
