@@ -363,6 +363,57 @@ def test_a_full_queue_is_a_429_with_retry_after(backend, tiny_base):
     srv.server_close()
 
 
+def test_a_burst_is_answered_every_connection_a_200_or_a_429(backend, tiny_base):
+    """300 requests at once while the model is busy: 4 admitted (answered once it is free), the others
+    refused with a 429 at once; none reset or left unanswered (with the default listen backlog of 5, about a
+    quarter of such a burst was reset here)."""
+    srv = make_server(backend, str(tiny_base), [], port=0, max_queue=4)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/v1/completions"
+    answers, errors = [], []
+
+    def ask():
+        try:
+            answers.append(_post(url, {"prompt": "Q: 1 + 1?", "max_tokens": 1})[0])
+        except OSError as e:  # a reset or a refused connection
+            errors.append(repr(e))
+
+    with srv.state.lock:  # the model is busy for the whole burst
+        burst = [threading.Thread(target=ask) for _ in range(300)]
+        for t in burst:
+            t.start()
+        deadline = time.time() + 30
+        while len(answers) + len(errors) < 296 and time.time() < deadline:
+            time.sleep(0.01)
+    for t in burst:
+        t.join(60)
+    srv.shutdown()
+    srv.server_close()
+    assert errors == [] and sorted(answers) == [200] * 4 + [429] * 296
+
+
+def test_prompts_beyond_the_cap_are_a_400_and_a_cut_prompt_says_so(backend, tiny_base):
+    srv = make_server(backend, str(tiny_base), [], port=0, max_prompts=3)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    code, text = _post(url + "/completions", {"prompt": ["Q: 1 + 1?"] * 4, "max_tokens": 1})
+    assert code == 400 and "holds 4 prompts; this server takes at most 3" in text
+    assert _post(url + "/completions", {"prompt": ["Q: 1 + 1?"] * 3, "max_tokens": 1})[0] == 200
+    long = "1 + 1 = 2. " * 20_000  # far beyond the tiny base's context
+    code, text = _post(url + "/completions", {"prompt": ["Q: 1 + 1?", long], "max_tokens": 2})
+    limit = backend.max_length - 2
+    assert code == 200 and json.loads(text)["warnings"] == [
+        f"prompt 1: {len(backend.tok(long, add_special_tokens=False)['input_ids'])} tokens cut to {limit} to fit "
+        f"the model's {backend.max_length}-token context with 2 for the reply"
+    ]
+    chat = {"messages": [{"role": "user", "content": long}], "max_tokens": 2}
+    code, text = _post(url + "/chat/completions", chat)
+    assert code == 200 and "tokens cut to" in json.loads(text)["warnings"][0]
+    assert "warnings" not in json.loads(_post(url + "/completions", {"prompt": "Q: 1 + 1?", "max_tokens": 1})[1])
+    srv.shutdown()
+    srv.server_close()
+
+
 def test_a_negative_content_length_is_a_400_at_once(server):
     host, port = server.split("//")[1].split("/")[0].split(":")
     with socket.create_connection((host, int(port)), timeout=10) as s:

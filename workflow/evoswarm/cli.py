@@ -121,7 +121,17 @@ def cmd_serve(a) -> None:
     backend = HFBackend.from_base(a.base, config)
     load_agents(backend, a.base, a.adapters)
     allowed = a.allow_dir or sorted({str(Path(p).resolve().parent) for p in a.adapters}) or [config["results"]]
-    server = make_server(backend, a.base, allowed, a.host, a.port, base_name=base_name, max_queue=a.max_queue)
+    server = make_server(
+        backend,
+        a.base,
+        allowed,
+        a.host,
+        a.port,
+        base_name=base_name,
+        max_queue=a.max_queue,
+        backlog=a.backlog,
+        max_prompts=a.max_prompts,
+    )
     host, port = server.server_address[:2]
     print(
         f"serving base + {len(backend.adapters)} adapters on http://{host}:{port}/v1 (adapters from {allowed})",
@@ -191,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--max-queue", type=int, default=16, help="requests queued at once; more get a 429")
+    s.add_argument("--backlog", type=int, default=128, help="connections the socket holds before they are accepted")
+    s.add_argument("--max-prompts", type=int, default=256, help="prompts one /v1/completions request may hold")
     s.add_argument("--allow-dir", action="append", help="folders adapters may be loaded from (repeatable)")
     s.set_defaults(func=cmd_serve)
     e = sub.add_parser("export", help="merge one adapter into the base: a standalone transformers model")

@@ -4,7 +4,10 @@ Endpoints (the subset vLLM's server also speaks, with its answers): GET /v1/mode
 name with no `parent`, each adapter with `parent` = the base); POST /v1/completions (a prompt, token ids,
 or a list of either; `echo` + `logprobs` + `max_tokens: 0` returns prompt log-probabilities);
 POST /v1/chat/completions; POST /v1/load_lora_adapter and /v1/unload_lora_adapter (plain-text success;
-a name already loaded is a 400, an unknown one a 404). Binds to 127.0.0.1 by default; adapters load only
+a name already loaded is a 400, an unknown one a 404). Load is shed, never dropped: a listen backlog of
+`backlog` connections, at most `max_queue` requests admitted (more get a 429 with Retry-After), at most
+`max_prompts` prompts a request (more are a 400); a prompt cut to fit the context is cut as every backend
+cuts it (backends.fit_prompt) and the answer says so (`warnings`). Binds to 127.0.0.1 by default; adapters load only
 from the allowed folders, checked as the pipeline checks them (safetensors, finite weights, trained on the
 served base, weights and config that still hash to lineage.json's sha256 and config_sha256) before the model
 is touched, so a failed load leaves what is served as it was.
@@ -27,6 +30,7 @@ from evoswarm.backends.hf import BASE
 from evoswarm.io import InputError
 from evoswarm.model.adapters import verify_adapter
 from evoswarm.model.base import read_manifest
+from evoswarm.protocol.chat import render
 
 
 class NotServed(Exception):
@@ -53,8 +57,11 @@ def adapter_name_problem(name, base_name: str) -> str | None:
 
 
 class ServeState:
-    def __init__(self, backend, base_dir: str, allowed_dirs: list[str], base_name: str, max_queue: int):
+    def __init__(
+        self, backend, base_dir: str, allowed_dirs: list[str], base_name: str, max_queue: int, max_prompts: int = 256
+    ):
         self.backend = backend
+        self.max_prompts = max_prompts
         self.manifest = read_manifest(base_dir)
         self.allowed = [Path(d).resolve() for d in allowed_dirs]
         self.base_name = base_name
@@ -152,7 +159,25 @@ def _prompts(state: ServeState, body: dict) -> list[str | list[int]]:
             raise ValueError("'prompt' must be a non-empty text, a list of token ids, or a list of either")
         if is_ids and not all(0 <= t < vocab for t in p):
             raise ValueError(f"'prompt' holds a token id outside the vocabulary [0, {vocab})")
+    if len(prompts) > state.max_prompts:
+        # One request holds the model for all its prompts: a cap keeps the queue behind it moving.
+        raise ValueError(f"'prompt' holds {len(prompts)} prompts; this server takes at most {state.max_prompts}")
     return prompts
+
+
+def cut_warnings(state: ServeState, prompts: list[str | list[int]], reply_tokens: int) -> list[str]:
+    """What the backend will cut to fit each prompt and its reply in the context, for the client to see
+    (the backend cuts it the same way, backends.fit_prompt)."""
+    limit = state.backend.max_length - reply_tokens
+    out = []
+    for i, p in enumerate(prompts):
+        n = len(state.backend.tok(p, add_special_tokens=False)["input_ids"]) if isinstance(p, str) else len(p)
+        if n > limit:
+            out.append(
+                f"prompt {i}: {n} tokens cut to {limit} to fit the model's {state.backend.max_length}-token "
+                f"context with {reply_tokens} for the reply"
+            )
+    return out
 
 
 def _completions(state: ServeState, body: dict) -> dict:
@@ -167,6 +192,7 @@ def _completions(state: ServeState, body: dict) -> dict:
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
         raise ValueError(f"'stop' must be a text or a list of texts, got {body.get('stop')!r}")
     choices = []
+    warnings = cut_warnings(state, prompts, max_tokens)
     if body.get("echo") and max_tokens == 0:
         for i, lp in enumerate(state.backend.token_logprobs(adapter, prompts)):
             text = prompts[i] if isinstance(prompts[i], str) else state.backend.tok.decode(prompts[i])
@@ -178,7 +204,8 @@ def _completions(state: ServeState, body: dict) -> dict:
             for stop in stops:
                 t = t.split(stop)[0]
             choices.append({"index": i, "text": t, "finish_reason": "stop", "logprobs": None})
-    return {"object": "text_completion", "created": int(time.time()), "model": body.get("model"), "choices": choices}
+    answer = {"object": "text_completion", "created": int(time.time()), "model": body.get("model"), "choices": choices}
+    return {**answer, "warnings": warnings} if warnings else answer
 
 
 def _chat(state: ServeState, body: dict) -> dict:
@@ -194,13 +221,15 @@ def _chat(state: ServeState, body: dict) -> dict:
     ):
         raise ValueError('\'messages\' must be a list of {"role": text, "content": text} objects')
     req = GenRequest(adapter, messages, *_sampling(state, body, 64, 1))
+    warnings = cut_warnings(state, [render(state.backend.tok, messages)], req.max_new_tokens)
     text = state.backend.generate([req])[0]
-    return {
+    answer = {
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model"),
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
     }
+    return {**answer, "warnings": warnings} if warnings else answer
 
 
 def make_handler(state: ServeState):
@@ -285,19 +314,31 @@ def make_server(
     port: int = 8000,
     base_name: str = "base",
     max_queue: int = 16,
+    backlog: int = 128,
+    max_prompts: int = 256,
 ) -> ThreadingHTTPServer:
     """A server (not yet serving) of the base in `base_dir` under `base_name`, admitting `max_queue`
-    requests at a time; port 0 picks a free port (server.server_address[1]), server.state is its state."""
+    requests at a time and `max_prompts` prompts a request, with a listen backlog of `backlog` connections;
+    port 0 picks a free port (server.server_address[1]), server.state is its state."""
     if not _is_loopback(host):
         print(
             f"warning: serving on {host}: other machines can reach this server, which has no authentication",
             file=sys.stderr,
             flush=True,
         )
-    state = ServeState(backend, base_dir, allowed_dirs, base_name, max_queue)
-    server = ThreadingHTTPServer((host, port), make_handler(state))
+    state = ServeState(backend, base_dir, allowed_dirs, base_name, max_queue, max_prompts)
+    server = Server((host, port), make_handler(state), backlog)
     server.state = state
     return server
+
+
+class Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a listen backlog of `backlog`: its default of 5 reset the connections of a
+    burst before any could be answered with a 429."""
+
+    def __init__(self, address, handler, backlog: int):
+        self.request_queue_size = backlog  # read by listen() in the base class's __init__
+        super().__init__(address, handler)
 
 
 def _is_loopback(host: str) -> bool:
