@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,14 +105,13 @@ def _check(config: dict, source: str) -> None:
         raise InputError(
             f"{source}: 'population' ({config['population']}) is smaller than the number of personas ({len(names)})"
         )
-    copies = _gen0_slot_names(names, config["population"])[len(names) :]
     for i, name in enumerate(names):
         if not parses_back(persona(name)):
             raise InputError(
                 f"{source}: personas[{i}].name {name!r}: its target gen0-{name} would read as gen<g>-best; rename it"
             )
-        if name in copies:
-            copied = names[(len(names) + copies.index(name)) % len(names)]
+        copied = _copied_persona(name, names, config["population"])
+        if copied:
             raise InputError(
                 f"{source}: personas[{i}].name {name!r} is also the slot of persona {copied}'s copy "
                 f"(population {config['population']} repeats personas as '<name>-<k>'); rename it"
@@ -258,6 +258,17 @@ def derive_seed(run_seed: int, *parts) -> int:
     """A 31-bit seed from (run seed, generation, slot, ...): stable across machines, never the clock."""
     key = "/".join(str(p) for p in (run_seed, *parts))
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def _copied_persona(name: str, names: list[str], population: int) -> str | None:
+    """The persona whose generation-0 copy has the slot name `name` ('<persona>-<k>', slot k × personas + the
+    persona's index), or None. Worked out, not listed: the schema sets no upper bound on `population`, and
+    listing 10**30 slots never ends."""
+    head, _, k = name.rpartition("-")
+    # More digits than the population has: k alone is past the last slot (and int() of 5000 digits fails).
+    if head not in names or not re.fullmatch(r"[1-9][0-9]*", k) or len(k) > len(str(population)):
+        return None
+    return head if int(k) * len(names) + names.index(head) < population else None
 
 
 def _gen0_slot_names(names: list[str], population: int) -> list[str]:
