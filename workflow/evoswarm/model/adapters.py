@@ -68,7 +68,14 @@ def _positive_int(v) -> bool:
 
 
 def _positive_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) and v > 0
+
+
+def _finite(v: int | float) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int past float's range (JSON's 1e400 written out): alpha / r would overflow too
+        return False
 
 
 def _module_names(v) -> bool:
@@ -123,7 +130,10 @@ def config_sha256(config: dict) -> str:
     for k in SET_CONFIG:
         if isinstance(kept.get(k), list):
             kept[k] = sorted(kept[k], key=str)
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    # surrogatepass: a JSON "\ud800" is a lone surrogate, which strict UTF-8 cannot encode; other text
+    # encodes as before, so every recorded hash stays valid.
+    text = json.dumps(kept, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def read_lineage(path: str | Path) -> dict:
