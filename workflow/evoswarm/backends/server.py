@@ -84,6 +84,8 @@ class ServeState:
             self.queued -= 1
 
     def adapter(self, model: str) -> str | None:
+        if not isinstance(model, str):  # a list or mapping would be a TypeError (unhashable) naming nothing
+            raise ValueError(f"'model' must be a model's name, got {model!r}")
         if model == self.base_name:
             return None
         if model not in self.backend.adapters:
@@ -103,6 +105,8 @@ class ServeState:
             raise ValueError(f"'lora_name' {name!r}: {problem}")
         if name in self.backend.adapters:
             raise ValueError(f"the lora adapter {name!r} has already been loaded")
+        if not isinstance(path, str) or not path or "\0" in path:  # Path() of these is a TypeError naming nothing
+            raise ValueError(f"'lora_path' must be an adapter folder's path, got {path!r}")
         p = Path(path).resolve()
         if not any(p == d or d in p.parents for d in self.allowed):
             raise PermissionError(f"adapter path {path} is outside the allowed folders")
@@ -115,6 +119,8 @@ class ServeState:
         self.backend.add_adapter(name, str(p))
 
     def unload(self, name: str) -> None:
+        if not isinstance(name, str):
+            raise ValueError(f"'lora_name' must be an adapter's name, got {name!r}")
         if name not in self.backend.adapters:
             raise NotServed(f"the lora adapter {name!r} cannot be found")
         self.backend.remove_adapter(name)
@@ -129,7 +135,8 @@ def _number(body: dict, field: str, default, low, high, integer: bool = False, l
     (a huge max_tokens would otherwise fail deep inside torch as a 500)."""
     value = body.get(field, default)
     ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) and (low < value if low_open else low <= value) and value <= high
+    # not math.isfinite: an int past float's range makes it raise OverflowError (a 500); a comparison is exact
+    ok = ok and abs(value) < math.inf and (low < value if low_open else low <= value) and value <= high
     if not ok:
         kind = "an integer" if integer else "a number"
         raise ValueError(f"'{field}' must be {kind} in {'(' if low_open else '['}{low}, {high}], got {value!r}")
