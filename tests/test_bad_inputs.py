@@ -152,6 +152,20 @@ def test_other_integer_keys_refuse_floats_and_bools():
             validate(c)
 
 
+def test_numbers_must_be_finite():
+    """NaN fails no bound (every comparison with it is false), so it passed every minimum and maximum."""
+    from evoswarm.config import validate
+
+    for path, value in [(("debate", "top_p"), float("nan")), (("fitness", "weights", "task"), float("inf"))]:
+        c = base_config()
+        node = c
+        for k in path[:-1]:
+            node = node.setdefault(k, {})
+        node[path[-1]] = value
+        with pytest.raises(InputError, match=f"invalid value at '{'.'.join(path)}'"):
+            validate(c)
+
+
 def test_check_config_refuses_a_float_seed_naming_file_and_line(tmp_path):
     from evoswarm.cli import main
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +68,11 @@ def _validator_with_defaults():
     def is_integer(checker, instance):
         return isinstance(instance, int) and not isinstance(instance, bool)
 
-    strict = validator_cls.TYPE_CHECKER.redefine("integer", is_integer)
+    # Numbers are finite: NaN fails no minimum or maximum (every comparison is false), so `top_p: .nan` passed.
+    def is_finite_number(checker, instance):
+        return isinstance(instance, (int, float)) and not isinstance(instance, bool) and math.isfinite(instance)
+
+    strict = validator_cls.TYPE_CHECKER.redefine_many({"integer": is_integer, "number": is_finite_number})
     return jsonschema.validators.extend(validator_cls, {"properties": set_defaults}, type_checker=strict)
 
 
