@@ -53,11 +53,13 @@ COUNTS: dict[str, Counter] = defaultdict(Counter)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _print_counts():
+def _print_counts(pytestconfig):
     yield
-    print("\ninputs per reader (accepted / refused):")
-    for reader, n in sorted(COUNTS.items()):
-        print(f"  {reader:<22} {n['accepted']:>4} accepted  {n['refused']:>4} refused")
+    # With capture off (what capsys.disabled() does): CI runs `pytest -q`, which shows no captured output.
+    with pytestconfig.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
+        print("\ninputs per reader (accepted / refused):")
+        for reader, n in sorted(COUNTS.items()):
+            print(f"  {reader:<22} {n['accepted']:>4} accepted  {n['refused']:>4} refused")
 
 
 def attempt(reader: str, call, names: list[str], shown):

@@ -70,7 +70,9 @@ def _validator_with_defaults():
 
     # Numbers are finite: NaN fails no minimum or maximum (every comparison is false), so `top_p: .nan` passed.
     def is_finite_number(checker, instance):
-        return isinstance(instance, (int, float)) and not isinstance(instance, bool) and math.isfinite(instance)
+        if isinstance(instance, bool):
+            return False
+        return isinstance(instance, int) or (isinstance(instance, float) and math.isfinite(instance))
 
     strict = validator_cls.TYPE_CHECKER.redefine_many({"integer": is_integer, "number": is_finite_number})
     return jsonschema.validators.extend(validator_cls, {"properties": set_defaults}, type_checker=strict)
