@@ -27,11 +27,21 @@ def test_the_fitted_temperature_undoes_a_known_sharpening(sharpen):
     assert fit_temperature(logprobs, gold) == pytest.approx(sharpen, rel=0.12)
 
 
+def as_votes(logprobs: list[list[float]], gold: list[int]) -> list[dict]:
+    """Vote rows of one agent `x` whose final answers recorded these log-likelihoods."""
+    choices = ["a", "b", "c", "d"]
+    return [
+        {"question_id": f"q{i}", "gold": choices[g], "choices": choices, "finals": {"x": {"choice_logprobs": lp}}}
+        for i, (lp, g) in enumerate(zip(logprobs, gold))
+    ]
+
+
 def test_scaling_lowers_the_calibration_error_of_an_overconfident_agent():
     logprobs, gold = miscalibrated(2000, 3.0)
     t = fit_temperature(logprobs[:1000], gold[:1000])  # fitted on one half, measured on the other
-    before, after = calibration_errors(logprobs[1000:], gold[1000:], t)
-    assert before > 0.1 and after < before / 2
+    errors = calibration_errors(as_votes(logprobs[1000:], gold[1000:]), "x", t, "test")
+    assert errors["test_turns"] == 1000
+    assert errors["test_ece"] > 0.1 and errors["test_ece_scaled"] < errors["test_ece"] / 2
 
 
 def test_scaling_never_changes_the_answer():

@@ -109,8 +109,7 @@ class Aggregator:
             if not logprobs:
                 continue
             t = temperatures[agent] = fit_temperature(logprobs, gold)
-            before, after = calibration_errors(logprobs, gold, t)
-            calibration[agent] = {"temperature": t, "dev_turns": len(gold), "dev_ece": before, "dev_ece_scaled": after}
+            calibration[agent] = {"temperature": t, **calibration_errors(votes, agent, t, "dev")}
         return cls(name, record, temperatures, calibration)
 
     def vote(self, finals: dict[str, dict], item: dict, seed: int, scorer: str) -> tuple[str, dict[str, float]]:
@@ -121,6 +120,14 @@ class Aggregator:
         weights = AGGREGATORS[self.name](self, finals, item.get("skill", ""), n_choices, seed)
         answers = [(f["answer"], weights[a]) for a, f in finals.items()]
         return weighted_vote(answers, seed, qid, vote_key(scorer))
+
+    def scores(self, votes: Iterable[dict], agents: list[str], seed: int, scorer: str) -> list[float]:
+        """Per vote row, the score of the answer of coalition `agents` (their recorded final answers)."""
+        score = SCORERS[scorer]
+        return [
+            score(self.vote({a: v["finals"][a] for a in agents}, v, seed, scorer)[0], v["gold"], v.get("choices"))
+            for v in votes
+        ]
 
     def weights_table(self) -> dict[str, dict[str, float]]:
         """agent -> skill -> smoothed dev accuracy: what the fit learned (recorded beside the result)."""

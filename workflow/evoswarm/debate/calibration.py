@@ -69,9 +69,11 @@ def ece(confidences: list[float], correct: list[float], bins: int = BINS) -> flo
     return round(float(gap / len(conf)), 4)
 
 
-def calibration_errors(logprobs: list[list[float]], gold: list[int], temperature: float) -> tuple[float, float]:
-    """(ECE before, ECE after scaling by `temperature`) of the top choice over these turns."""
+def calibration_errors(votes: list[dict], agent: str, temperature: float, split: str) -> dict:
+    """The agent's final answers on these vote rows: {<split>_turns, <split>_ece (before), <split>_ece_scaled
+    (after scaling by `temperature`)}."""
+    logprobs, gold = gold_turns(votes, agent)
     right = [float(int(np.argmax(lp)) == g) for lp, g in zip(logprobs, gold)]
     before = [scaled_confidence(lp, 1.0) for lp in logprobs]
     after = [scaled_confidence(lp, temperature) for lp in logprobs]
-    return ece(before, right), ece(after, right)
+    return {f"{split}_turns": len(gold), f"{split}_ece": ece(before, right), f"{split}_ece_scaled": ece(after, right)}

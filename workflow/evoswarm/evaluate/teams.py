@@ -98,7 +98,8 @@ def team_debate(
     turns = len(transcripts) + (len(items) if judge else 0)  # one model call per agent turn and judge turn
     extra = {"aggregator": chosen}
     if aggregators:
-        extra["aggregators"] = {name: aggregated_scores(a, votes, s) for name, a in aggregators.items()}
+        names = [a.name for a in agents]
+        extra["aggregators"] = {name: a.scores(votes, names, s.seed, s.scorer) for name, a in aggregators.items()}
         fitted = next(iter(aggregators.values()))  # every entry holds the same fit
         extra["dev_accuracy"] = fitted.weights_table()
         extra["calibration"] = calibration_table(fitted, votes)
@@ -108,22 +109,11 @@ def team_debate(
 
 def calibration_table(fitted: Aggregator, votes: list[dict]) -> dict[str, dict]:
     """Per agent: its dev temperature and ECE before/after (the fit's), and the same on these test votes."""
-    from evoswarm.debate.calibration import calibration_errors, gold_turns
+    from evoswarm.debate.calibration import calibration_errors
 
-    out = {}
-    for agent, dev in fitted.calibration.items():
-        logprobs, gold = gold_turns(votes, agent)
-        before, after = calibration_errors(logprobs, gold, dev["temperature"])
-        out[agent] = {**dev, "test_turns": len(gold), "test_ece": before, "test_ece_scaled": after}
-    return out
-
-
-def aggregated_scores(aggregator: Aggregator, votes: list[dict], s: DebateSettings) -> list[float]:
-    """Per vote row (in order), the score of the aggregator's answer over the recorded final answers."""
-    from evoswarm.protocol.scoring import SCORERS
-
-    score = SCORERS[s.scorer]
-    return [score(aggregator.vote(v["finals"], v, s.seed, s.scorer)[0], v["gold"], v.get("choices")) for v in votes]
+    return {
+        a: {**dev, **calibration_errors(votes, a, dev["temperature"], "test")} for a, dev in fitted.calibration.items()
+    }
 
 
 def first_round_vote(

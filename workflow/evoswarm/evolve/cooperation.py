@@ -72,13 +72,7 @@ def revote(votes: list[dict], subset: list[str], scorer: str, seed: int, aggrega
     confidence vote) this gives back the debate's own team answers, ties included."""
     if not subset or not votes:
         return 0.0
-    aggregator = aggregator or Aggregator()
-    score = SCORERS[scorer]
-    correct = 0
-    for v in votes:
-        team, _ = aggregator.vote({a: v["finals"][a] for a in subset}, v, seed, scorer)
-        correct += score(team, v["gold"], v.get("choices"))
-    return correct / len(votes)
+    return sum((aggregator or Aggregator()).scores(votes, subset, seed, scorer)) / len(votes)
 
 
 def final_turns(transcripts: list[dict]) -> dict[str, dict[str, PeerAnswer]]:
