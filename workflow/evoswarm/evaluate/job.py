@@ -19,6 +19,7 @@ record for the one that failed, and a progress line per target and per batch of 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import sys
 from collections.abc import Callable, Iterator
@@ -114,7 +115,8 @@ def fitted_aggregators(job: Job, target: Target) -> dict[str, Aggregator] | None
             return None
         raise InputError(f"target {target}: debate.aggregator {chosen} fits on the dev votes (--dev-votes)")
     votes = read_jsonl(job.dev_votes, required=["question_id", "finals", "gold"])
-    return {name: Aggregator.fit(name, votes, job.config["tasks"]["scorer"]) for name in AGGREGATORS}
+    fitted = Aggregator.fit(chosen, votes, job.config["tasks"]["scorer"])  # one fit serves every entry
+    return {name: dataclasses.replace(fitted, name=name) for name in AGGREGATORS}
 
 
 def _debate(job: Job, target: Target) -> dict:
