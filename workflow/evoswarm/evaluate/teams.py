@@ -132,7 +132,7 @@ def first_round_vote(
     debate's tie-break, or the judge's pick over them (asked now, with the debate's judge seed). Budget:
     round 1's model calls, tokens and continuations (CountingBackend.spent_on its prompts), plus this
     judge's: what a one-round debate costs."""
-    from evoswarm.debate.loop import judge_agent, judge_answers
+    from evoswarm.debate.loop import final_answer, judge_agent, judge_answers
     from evoswarm.protocol.prompts import PeerAnswer
     from evoswarm.protocol.scoring import SCORERS
 
@@ -151,14 +151,12 @@ def first_round_vote(
         generated += backend.generated_tokens - before[0]
         scored += backend.scored_continuations - before[1]
     else:
+        # The round-1 rows themselves, not what a judge sees: they keep choice_logprobs (the calibrated vote).
+        finals = {it["id"]: {} for it in items}
+        for t in round1:
+            finals[t["question_id"]][t["agent"]] = final_answer(t)
         aggregator = aggregator or Aggregator()
-        by_id = {it["id"]: it for it in items}
-        picks = {
-            q: aggregator.vote(
-                {n: {"answer": a.answer, "confidence": a.confidence} for n, a in by.items()}, by_id[q], s.seed, s.scorer
-            )[0]
-            for q, by in turns.items()
-        }
+        picks = {it["id"]: aggregator.vote(finals[it["id"]], it, s.seed, s.scorer)[0] for it in items}
     score = SCORERS[s.scorer]
     per_item = [
         {
